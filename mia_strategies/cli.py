@@ -1,0 +1,5 @@
+"""Placeholder so the editable install resolves; replaced below."""
+
+
+def main() -> None:
+    """Entry point."""
