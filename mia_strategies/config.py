@@ -291,6 +291,8 @@ def kind_of(path: Path) -> str:
 def load_config(path: Path | str, kind: str | None = None) -> Any:
     """Load and validate one YAML file into its model."""
     path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found (pass an existing file or copy one from config/)")
     kind = kind or kind_of(path)
     if kind not in CONFIG_KINDS:
         raise ConfigError(f"unknown config kind {kind!r}: use one of {', '.join(CONFIG_KINDS)}")

@@ -1,0 +1,112 @@
+"""Baseline strategy: ATR channel breakout with bracket exits, on the active contract of each root.
+
+On each closed decision bar, a close beyond the highest high (lowest low) of the previous
+``channel_bars`` bars by at least ``min_breakout_ticks`` enters long (short) at market, with a stop
+``stop_atr`` x ATR and a target ``target_atr`` x ATR away, both held at the venue. Indicators warm up
+on the next contract before a roll, so trading resumes right after it.
+"""
+
+from collections import deque
+
+from nautilus_trader.indicators import AverageTrueRange
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.identifiers import InstrumentId
+
+from mia_strategies import sessions
+from mia_strategies.strategies.base import MiaStrategy
+from mia_strategies.strategies.base import MiaStrategyConfig
+
+
+class AtrBreakoutConfig(MiaStrategyConfig, frozen=True):
+    """Breakout parameters (see ``config/strategy.yaml``)."""
+
+    channel_bars: int = 20
+    atr_period: int = 14
+    stop_atr: float = 2.0
+    target_atr: float = 3.0
+    min_breakout_ticks: int = 1
+    rth_only: bool = False
+    cooldown_bars: int = 5
+
+
+class _Channel:
+    """Per-contract indicator state: ATR and the rolling high/low window."""
+
+    def __init__(self, channel_bars: int, atr_period: int) -> None:
+        self.highs: deque[float] = deque(maxlen=channel_bars)
+        self.lows: deque[float] = deque(maxlen=channel_bars)
+        self.atr = AverageTrueRange(atr_period)
+
+    @property
+    def ready(self) -> bool:
+        return self.atr.initialized and len(self.highs) == self.highs.maxlen
+
+    def update(self, bar: Bar) -> None:
+        self.atr.handle_bar(bar)
+        self.highs.append(bar.high.as_double())
+        self.lows.append(bar.low.as_double())
+
+
+class AtrBreakout(MiaStrategy):
+    """ATR channel breakout for every configured root at once (ES and MNQ by default)."""
+
+    def __init__(self, config: AtrBreakoutConfig) -> None:
+        super().__init__(config)
+        self._cfg = config
+        self._channels: dict[str, _Channel] = {}
+        self._cooldown: dict[str, int] = {}
+
+    def _channel(self, bar: Bar) -> _Channel:
+        key = bar.bar_type.instrument_id.value
+        channel = self._channels.get(key)
+        if channel is None:
+            channel = _Channel(self._cfg.channel_bars, self._cfg.atr_period)
+            self._channels[key] = channel
+        return channel
+
+    def on_warmup_bar(self, root: str, bar: Bar) -> None:
+        """Keep the next contract's indicators warm."""
+        self._channel(bar).update(bar)
+
+    def on_decision_bar(self, root: str, bar: Bar) -> None:
+        """Enter on a breakout of the previous bars' channel; the window excludes this bar."""
+        channel = self._channel(bar)
+        was_ready = channel.ready
+        upper = max(channel.highs) if channel.highs else 0.0
+        lower = min(channel.lows) if channel.lows else 0.0
+        channel.update(bar)
+        if not self.is_flat(root):
+            self._cooldown[root] = self._cfg.cooldown_bars
+            return
+        if self._cooldown.get(root, 0) > 0:
+            self._cooldown[root] -= 1
+            return
+        if not was_ready or not self.can_enter(bar.ts_event):
+            return
+        if self._cfg.rth_only and not sessions.is_rth(bar.ts_event):
+            return
+        instrument_id = bar.bar_type.instrument_id
+        tick = self.instrument(instrument_id).price_increment.as_double()
+        close = bar.close.as_double()
+        margin = self._cfg.min_breakout_ticks * tick
+        atr = channel.atr.value
+        if close >= upper + margin:
+            self._enter(root, instrument_id, OrderSide.BUY, atr)
+        elif close <= lower - margin:
+            self._enter(root, instrument_id, OrderSide.SELL, atr)
+
+    def _enter(self, root: str, instrument_id: InstrumentId, side: OrderSide, atr: float) -> None:
+        quote = self.cache.quote_tick(instrument_id)
+        if quote is None:
+            return  # no market yet: never enter blind
+        reference = quote.ask_price.as_double() if side == OrderSide.BUY else quote.bid_price.as_double()
+        self.enter_bracket(
+            root,
+            instrument_id,
+            side,
+            self.config.trade_size.get(root, 1),
+            self._cfg.stop_atr * atr,
+            self._cfg.target_atr * atr,
+            reference,
+        )
