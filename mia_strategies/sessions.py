@@ -17,12 +17,14 @@ SESSION_OPEN = dt.time(17, 0)
 SESSION_CLOSE = dt.time(16, 0)
 RTH_OPEN = dt.time(8, 30)
 RTH_CLOSE = dt.time(15, 0)
-_NS = 1_000_000_000
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def to_local(ts_ns: int) -> dt.datetime:
-    """UTC nanoseconds to exchange-local time."""
-    return dt.datetime.fromtimestamp(ts_ns / _NS, tz=EXCHANGE_TZ)
+    """UTC nanoseconds to exchange-local time, floored to the microsecond (never rounded up)."""
+    return (_EPOCH + dt.timedelta(microseconds=ts_ns // 1000)).astimezone(EXCHANGE_TZ)
 
 
 def to_ns(local: dt.datetime) -> int:
