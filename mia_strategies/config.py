@@ -150,7 +150,7 @@ class VenueSettings(_Model):
     currency: Literal["USD", "EUR"] = "USD"
     default_leverage: Annotated[Decimal, Field(ge=1, le=100)] = Decimal(1)
     fill_model: FillModelSettings = FillModelSettings()
-    latency_ms: Annotated[float, Field(ge=0, le=10_000)] = 1.0
+    latency_ms: Annotated[float, Field(gt=0, le=10_000)] = 1.0
 
 
 class BacktestConfig(_Model):

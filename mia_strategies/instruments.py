@@ -72,8 +72,7 @@ def parse_contract_symbol(symbol: str, markets: MarketsConfig) -> ContractRef:
     roots = ", ".join(sorted(markets.roots))
     if match is None:
         raise ConfigError(
-            f"bad contract symbol {symbol!r}: use ROOT + month code + 2-digit year such as ESZ25 "
-            f"(roots: {roots})",
+            f"bad contract symbol {symbol!r}: use ROOT + month code + 2-digit year such as ESZ25 (roots: {roots})",
         )
     root, code, yy = match.groups()
     spec = markets.root(root)

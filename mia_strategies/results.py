@@ -422,9 +422,7 @@ def write_tables(out_dir: Path, fills: pd.DataFrame, trades: pd.DataFrame, equit
     if equity.empty:
         eq = pd.DataFrame(columns=list(EQUITY_COLUMNS))
     else:
-        eq = pd.DataFrame(
-            {"ts": _iso_utc(_utc_index(equity.index)).to_numpy(), "equity": equity.to_numpy(dtype=float)}
-        )
+        eq = pd.DataFrame({"ts": _iso_utc(_utc_index(equity.index)).to_numpy(), "equity": equity.to_numpy(dtype=float)})
     _atomic_write(out_dir / "equity.csv", _csv(eq))
 
 

@@ -141,7 +141,7 @@ def load_continuous(
         symbol = instrument.id.symbol.value
         try:
             ref = parse_contract_symbol(symbol, markets)
-        except Exception:  # noqa: BLE001 - foreign instruments are simply not part of this root
+        except Exception:
             continue
         if ref.root == root:
             frames[symbol] = contract_bars(catalog_path, instrument.id.value, minutes)

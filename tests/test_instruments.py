@@ -1,6 +1,7 @@
 """Contracts, expiries and the roll calendar: true CME specs and a pure active-contract function."""
 
 import datetime as dt
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -83,7 +84,10 @@ def test_active_contract_is_never_past_its_roll_and_is_the_first_such(ts):
     assert expiry_ns(contract, spec) - ts > 8 * NS_DAY - 1
     # the previous listed contract has already rolled
     prev_months = [m for m in (3, 6, 9, 12) if m < contract.month]
-    prev = ContractRef(contract.year, prev_months[-1], "ES") if prev_months else ContractRef(contract.year - 1, 12, "ES")
+    if prev_months:
+        prev = ContractRef(contract.year, prev_months[-1], "ES")
+    else:
+        prev = ContractRef(contract.year - 1, 12, "ES")
     assert roll_ns(prev, spec, 8) <= ts
 
 
@@ -96,7 +100,7 @@ def test_contract_windows_tile_the_range(start, length):
     windows = contract_windows("MNQ", start, start + length, MARKETS)
     assert windows[0].active_from_ns <= start < windows[0].active_to_ns
     assert windows[-1].active_to_ns > start + length
-    for a, b in zip(windows, windows[1:], strict=False):
+    for a, b in itertools.pairwise(windows):
         assert a.active_to_ns == b.active_from_ns
         assert next_contract(a.contract, MARKETS.root("MNQ")) == b.contract
 

@@ -141,9 +141,7 @@ def test_hourly_trading_day_cache_matches_sessions_everywhere() -> None:
 
 def test_bucketing_is_nanosecond_exact_at_1700_ct() -> None:
     last_ns_of_monday = utc("2025-03-03 23:00").value - 1  # 16:59:59.999999999 CST
-    equity = pd.Series(
-        [101.0, 102.0], index=pd.DatetimeIndex([last_ns_of_monday, last_ns_of_monday + 1], tz="UTC")
-    )
+    equity = pd.Series([101.0, 102.0], index=pd.DatetimeIndex([last_ns_of_monday, last_ns_of_monday + 1], tz="UTC"))
     got = daily_returns(equity, 100.0)
     assert list(got.index) == [dt.date(2025, 3, 3), dt.date(2025, 3, 4)]
 
@@ -152,9 +150,7 @@ def test_bucketing_is_nanosecond_exact_at_1700_ct() -> None:
 
 
 def test_three_day_path_risk_metrics_by_hand() -> None:
-    s = compute_summary(
-        THREE_DAYS, make_trades([]), EMPTY_FILLS, starting_balance=START, total_events=0, elapsed_s=0
-    )
+    s = compute_summary(THREE_DAYS, make_trades([]), EMPTY_FILLS, starting_balance=START, total_events=0, elapsed_s=0)
     assert s["days"] == 3
     assert s["final_equity"] == pytest.approx(100_959.6)
     assert s["net_pnl"] == pytest.approx(959.6)
@@ -176,9 +172,7 @@ def test_three_day_path_risk_metrics_by_hand() -> None:
 def test_drawdown_counts_starting_balance_as_first_peak() -> None:
     # never above the start: 100k -> 96k -> 99k; drawdown 4 % although the series' own peak is 99k
     equity = series([("2025-03-03 21:00", 96_000.0), ("2025-03-04 21:00", 99_000.0)])
-    s = compute_summary(
-        equity, make_trades([]), EMPTY_FILLS, starting_balance=START, total_events=0, elapsed_s=1
-    )
+    s = compute_summary(equity, make_trades([]), EMPTY_FILLS, starting_balance=START, total_events=0, elapsed_s=1)
     assert s["max_drawdown"] == pytest.approx(0.04)
     assert s["calmar"] == pytest.approx((0.99**126 - 1) / 0.04)  # 252 / 2 days = 126
 
@@ -191,9 +185,7 @@ def test_cvar_averages_worst_five_percent_of_days(n_days: int, tail: int) -> Non
     days = pd.bdate_range("2025-01-06", periods=n_days)
     stamps = [utc(f"{d.date()} 20:00") for d in days]  # 14:00 CST/15:00 CDT: same calendar day
     equity = pd.Series(START * np.cumprod(1 + np.array(returns)), index=pd.DatetimeIndex(stamps))
-    s = compute_summary(
-        equity, make_trades([]), EMPTY_FILLS, starting_balance=START, total_events=0, elapsed_s=1
-    )
+    s = compute_summary(equity, make_trades([]), EMPTY_FILLS, starting_balance=START, total_events=0, elapsed_s=1)
     assert s["days"] == n_days
     worst = sorted(returns)[:tail]
     assert s["cvar_95"] == pytest.approx(-sum(worst) / tail)
@@ -202,9 +194,7 @@ def test_cvar_averages_worst_five_percent_of_days(n_days: int, tail: int) -> Non
 
 def test_flat_equity_gives_undefined_ratios_not_infinities() -> None:
     equity = series([(f"2025-03-0{d} 20:00", START) for d in (3, 4, 5)])
-    s = compute_summary(
-        equity, make_trades([]), EMPTY_FILLS, starting_balance=START, total_events=10, elapsed_s=2
-    )
+    s = compute_summary(equity, make_trades([]), EMPTY_FILLS, starting_balance=START, total_events=10, elapsed_s=2)
     assert s["sharpe"] is None  # zero std
     assert s["sortino"] is None  # no losing day
     assert s["calmar"] is None  # zero drawdown
@@ -243,9 +233,7 @@ def test_trade_statistics_by_hand() -> None:
         ]
     )
     fills = pd.DataFrame({"commission": [2.5, 2.5, 1.25, 0.5]})
-    s = compute_summary(
-        pd.Series(dtype=float), trades, fills, starting_balance=START, total_events=0, elapsed_s=0
-    )
+    s = compute_summary(pd.Series(dtype=float), trades, fills, starting_balance=START, total_events=0, elapsed_s=0)
     assert s["trades"] == 5
     assert s["profit_factor"] == pytest.approx(500 / 150)  # (300 + 200) / |-100 - 50|
     assert s["win_rate"] == pytest.approx(2 / 5)
@@ -260,9 +248,7 @@ def test_trade_statistics_by_hand() -> None:
 
 
 def test_commissions_fall_back_to_trades_and_no_loser_means_no_profit_factor() -> None:
-    trades = make_trades(
-        [{"realized_pnl": 10.0, "commissions": 4.5}, {"realized_pnl": 20.0, "commissions": 1.0}]
-    )
+    trades = make_trades([{"realized_pnl": 10.0, "commissions": 4.5}, {"realized_pnl": 20.0, "commissions": 1.0}])
     s = compute_summary(
         pd.Series(dtype=float), trades, EMPTY_FILLS, starting_balance=START, total_events=0, elapsed_s=0
     )
@@ -306,9 +292,7 @@ def test_per_instrument_by_hand() -> None:
     "equity", [pd.Series(dtype=float), pd.Series([], index=pd.DatetimeIndex([], tz="UTC"), dtype=float)]
 )
 def test_empty_run_produces_every_key_and_every_file(tmp_path: Path, equity: pd.Series) -> None:
-    s = compute_summary(
-        equity, pd.DataFrame(), pd.DataFrame(), starting_balance=START, total_events=0, elapsed_s=0.0
-    )
+    s = compute_summary(equity, pd.DataFrame(), pd.DataFrame(), starting_balance=START, total_events=0, elapsed_s=0.0)
     assert set(s) == set(SUMMARY_KEYS)
     assert s["total_return"] == 0.0 and s["final_equity"] == START and s["net_pnl"] == 0.0
     assert s["trades"] == 0 and s["days"] == 0 and s["commissions"] == 0.0
@@ -344,9 +328,7 @@ def test_summary_json_is_strict_sorted_and_nulls_non_finite(tmp_path: Path) -> N
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temp file left
 
 
-def test_failed_write_keeps_previous_file_and_leaves_no_temp(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failed_write_keeps_previous_file_and_leaves_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_summary(tmp_path, {"total_return": 0.1})
 
     def boom(src: str, dst: str) -> None:
@@ -423,9 +405,7 @@ def test_report_is_self_contained_and_holds_the_data(tmp_path: Path) -> None:
             {"root": "NQ", "instrument_id": "NQZ25.GLBX", "realized_pnl": -260.0, "mae": -333.0, "mfe": 44.0},
         ]
     )
-    s = compute_summary(
-        THREE_DAYS, trades, EMPTY_FILLS, starting_balance=START, total_events=1000, elapsed_s=4
-    )
+    s = compute_summary(THREE_DAYS, trades, EMPTY_FILLS, starting_balance=START, total_events=1000, elapsed_s=4)
     path = write_report(tmp_path, THREE_DAYS, trades, s, title="ES <test> run")
     text = path.read_text()
     assert path.name == "report.html"

@@ -79,7 +79,6 @@ class _OpenTrade:
     side: PositionSide
     entry_px: float
     multiplier: float
-    quantity: float
     worst_px: float
     best_px: float
     regime: str = ""
@@ -378,7 +377,6 @@ class MiaStrategy(Strategy):
             side=event.side,
             entry_px=px,
             multiplier=instrument.multiplier.as_double(),
-            quantity=event.quantity.as_double(),
             worst_px=px,
             best_px=px,
         )
@@ -398,23 +396,26 @@ class MiaStrategy(Strategy):
             self._complete_roll(slot.root)
 
     def _trade_record(self, event: PositionClosed, trade: _OpenTrade) -> TradeRecord:
+        """Build the round trip from the closed event's final averages (entries may fill in parts)."""
         sign = 1.0 if trade.side == PositionSide.LONG else -1.0
+        entry_px = float(event.avg_px_open)
         exit_px = float(event.avg_px_close)
+        quantity = event.peak_qty.as_double()
         worst = min(trade.worst_px, exit_px) if sign > 0 else max(trade.worst_px, exit_px)
         best = max(trade.best_px, exit_px) if sign > 0 else min(trade.best_px, exit_px)
-        mae_points = min(0.0, sign * (worst - trade.entry_px))
-        mfe_points = max(0.0, sign * (best - trade.entry_px))
-        scale = trade.quantity * trade.multiplier
+        mae_points = min(0.0, sign * (worst - entry_px))
+        mfe_points = max(0.0, sign * (best - entry_px))
+        scale = quantity * trade.multiplier
         commissions = sum(m.as_double() for m in self._commissions_of(event))
         return TradeRecord(
             position_id=event.position_id.value,
             instrument_id=event.instrument_id.value,
             root=trade.root,
             side="LONG" if sign > 0 else "SHORT",
-            quantity=trade.quantity,
+            quantity=quantity,
             opened_ts=pd.Timestamp(event.ts_opened, tz="UTC"),
             closed_ts=pd.Timestamp(event.ts_closed, tz="UTC"),
-            avg_px_open=trade.entry_px,
+            avg_px_open=entry_px,
             avg_px_close=exit_px,
             realized_pnl=event.realized_pnl.as_double(),
             commissions=commissions,

@@ -1,0 +1,444 @@
+"""Plan and run a backtest: catalog + config → ``BacktestNode`` → run folder.
+
+Planning is separate from running so every user error (missing catalog, unknown root, empty range,
+invalid config) is raised as one line before nautilus starts. The plan picks, for every root, the
+contracts the roll calendar makes active in the range, loads each one's quotes (fills) and trades or
+external bars (decision bars) with a warm-up before its roll, and configures the simulated CME venue:
+per-contract commissions, margins as a fraction of notional, a seeded fill model and latency.
+"""
+
+import datetime as dt
+import json
+import time
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from nautilus_trader.backtest.config import ImportableFeeModelConfig
+from nautilus_trader.backtest.config import ImportableFillModelConfig
+from nautilus_trader.backtest.config import ImportableLatencyModelConfig
+from nautilus_trader.backtest.config import MarginModelConfig
+from nautilus_trader.backtest.node import BacktestNode
+from nautilus_trader.config import BacktestDataConfig
+from nautilus_trader.config import BacktestEngineConfig
+from nautilus_trader.config import BacktestRunConfig
+from nautilus_trader.config import BacktestVenueConfig
+from nautilus_trader.config import DataEngineConfig
+from nautilus_trader.config import ImportableActorConfig
+from nautilus_trader.config import ImportableStrategyConfig
+from nautilus_trader.config import LoggingConfig
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import QuoteTick
+from nautilus_trader.model.data import TradeTick
+
+from catalog.store import data_range
+from catalog.store import default_catalog_path
+from catalog.store import open_catalog
+from mia_strategies import results
+from mia_strategies.config import BacktestConfig
+from mia_strategies.config import MarketsConfig
+from mia_strategies.config import StrategyFile
+from mia_strategies.config import load_markets
+from mia_strategies.config import load_strategy
+from mia_strategies.errors import CatalogError
+from mia_strategies.errors import ConfigError
+from mia_strategies.instruments import contract_windows
+from mia_strategies.instruments import parse_contract_symbol
+from mia_strategies.strategies.base import ContractSlot
+from mia_strategies.strategies.base import RunRecorder
+from mia_strategies.strategies.base import TradeRecord
+
+
+STRATEGY_PATHS = {
+    "atr_breakout": (
+        "mia_strategies.strategies.breakout:AtrBreakout",
+        "mia_strategies.strategies.breakout:AtrBreakoutConfig",
+    ),
+}
+#: Old-contract data kept after its roll so the roll's closing order fills against live quotes.
+ROLL_TAIL_NS = 30 * 60 * 1_000_000_000
+_MIN_NS = 60 * 1_000_000_000
+_BASE_FIELDS = ("slots", "trade_size", "roll_policy", "flat_minutes_before_close", "venue")
+
+
+@dataclass(frozen=True)
+class BacktestPlan:
+    """Everything a run needs, resolved and checked."""
+
+    catalog_path: Path
+    markets: MarketsConfig
+    strategy: StrategyFile
+    config: BacktestConfig
+    roots: list[str]
+    start_ns: int
+    end_ns: int
+    slots: list[ContractSlot]
+    data: list[BacktestDataConfig]
+    out_dir: Path
+    #: ``(strategy_path, config_path)``; defaults to the one named in ``strategy.yaml``.
+    strategy_impl: tuple[str, str] | None = None
+    #: Extra strategy config fields (tests drive the base class with their own strategies).
+    strategy_extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BacktestOutcome:
+    """A finished run: where its files are and its summary."""
+
+    out_dir: Path
+    summary: dict[str, Any]
+    trades: pd.DataFrame
+    fills: pd.DataFrame
+    equity: pd.Series
+    strategy: Any = None
+
+
+def parse_time(value: str | dt.datetime | None, what: str) -> int | None:
+    """ISO date or time to UTC ns; naive values are UTC. One-line error on nonsense."""
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        hint = "use 2025-12-08 or 2025-12-08T14:30"
+        raise ConfigError(f"--{what}: cannot read {value!r} as a date or time ({hint})") from None
+    if ts is pd.NaT:
+        raise ConfigError(f"--{what}: {value!r} is not a date or time")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return int(ts.value)
+
+
+def _iso(ts_ns: int) -> str:
+    return pd.Timestamp(ts_ns, tz="UTC").isoformat()
+
+
+def _catalog_instruments(catalog_path: Path, markets: MarketsConfig) -> dict[str, list[str]]:
+    """Contracts present in the catalog, by root."""
+    catalog = open_catalog(catalog_path)
+    by_root: dict[str, list[str]] = {}
+    for instrument in catalog.instruments():
+        try:
+            ref = parse_contract_symbol(instrument.id.symbol.value, markets)
+        except ConfigError:
+            continue
+        by_root.setdefault(ref.root, []).append(instrument.id.value)
+    return by_root
+
+
+def _bar_source(catalog_path: Path, instrument_id: str, minutes: int) -> tuple[str, str] | None:
+    """Decision bar type and the catalog data type that feeds it, or None without trades or bars."""
+    if data_range(catalog_path, "trade_tick", [instrument_id]) is not None:
+        return f"{instrument_id}-{minutes}-MINUTE-LAST-INTERNAL", "trade_tick"
+    external = f"{instrument_id}-1-MINUTE-LAST-EXTERNAL"
+    if data_range(catalog_path, "bar", [external]) is not None:
+        if minutes == 1:
+            return external, "bar"
+        return f"{instrument_id}-{minutes}-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL", "bar"
+    return None
+
+
+def plan_backtest(
+    config: BacktestConfig,
+    config_base: Path,
+    *,
+    catalog: Path | None = None,
+    instruments: list[str] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    out: Path | None = None,
+) -> BacktestPlan:
+    """Resolve config, catalog and range into a checked plan (raises MiaError with one line)."""
+    markets = load_markets(config_base / config.markets_file)
+    strategy = load_strategy(config_base / config.strategy_file)
+    catalog_path = Path(catalog or config.catalog or default_catalog_path())
+    roots = [r.strip().upper() for r in (instruments or config.instruments) if r.strip()]
+    if not roots:
+        raise ConfigError("--instruments: list at least one root such as ES or MNQ")
+    for root in roots:
+        markets.root(root)  # unknown root: one-line error naming the known ones
+    present = _catalog_instruments(catalog_path, markets)
+    for root in roots:
+        if root not in present:
+            holds = ", ".join(sorted(present)) or "none"
+            raise CatalogError(
+                f"catalog {catalog_path} has no {root} contracts (it holds: {holds}); "
+                f"ingest {root} data or choose other --instruments",
+            )
+    all_ids = [i for r in roots for i in present[r]]
+    held = data_range(catalog_path, "quote_tick", all_ids) or data_range(catalog_path, "trade_tick", all_ids)
+    if held is None:
+        raise CatalogError(
+            f"catalog {catalog_path} has no quotes or trades for {', '.join(roots)}: fills need ticks; "
+            "ingest quotes (mia ingest csv --kind quotes) or trades",
+        )
+    start_arg = parse_time(start if start is not None else config.start, "start")
+    end_arg = parse_time(end if end is not None else config.end, "end")
+    start_ns = held[0] if start_arg is None else start_arg
+    end_ns = held[1] if end_arg is None else end_arg
+    if end_ns <= start_ns:
+        raise ConfigError(f"--end {_iso(end_ns)} is not after --start {_iso(start_ns)}")
+    if start_ns > held[1] or end_ns < held[0]:
+        raise CatalogError(
+            f"no data between {_iso(start_ns)} and {_iso(end_ns)}: the catalog holds "
+            f"{_iso(held[0])} to {_iso(held[1])} for {', '.join(roots)}",
+        )
+    slots, data = _slots_and_data(catalog_path, markets, config, roots, present, start_ns, end_ns)
+    out_dir = out or Path("runs") / dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return BacktestPlan(catalog_path, markets, strategy, config, roots, start_ns, end_ns, slots, data, out_dir)
+
+
+def _slots_and_data(
+    catalog_path: Path,
+    markets: MarketsConfig,
+    config: BacktestConfig,
+    roots: list[str],
+    present: dict[str, list[str]],
+    start_ns: int,
+    end_ns: int,
+) -> tuple[list[ContractSlot], list[BacktestDataConfig]]:
+    slots: list[ContractSlot] = []
+    data: list[BacktestDataConfig] = []
+    path = str(catalog_path)
+    warmup = config.warmup_minutes * _MIN_NS
+    for root in roots:
+        found = 0
+        for window in contract_windows(root, start_ns, end_ns, markets):
+            instrument_id = window.contract.instrument_id(markets.venue).value
+            if instrument_id not in present[root]:
+                continue
+            load_from = max(start_ns, window.active_from_ns - warmup)
+            load_to = min(end_ns, window.active_to_ns + ROLL_TAIL_NS)
+            ticks = data_range(catalog_path, "quote_tick", [instrument_id])
+            has_quotes = ticks is not None
+            ticks = ticks or data_range(catalog_path, "trade_tick", [instrument_id])
+            source = _bar_source(catalog_path, instrument_id, config.bar_minutes)
+            if ticks is None or source is None or ticks[0] > load_to or ticks[1] < load_from:
+                continue
+            bar_type, feed = source
+            slots.append(
+                ContractSlot(root, instrument_id, bar_type, window.active_from_ns, window.active_to_ns),
+            )
+            common: dict[str, Any] = {"catalog_path": path, "start_time": load_from, "end_time": load_to}
+            if has_quotes:
+                data.append(BacktestDataConfig(data_cls=QuoteTick, instrument_id=instrument_id, **common))
+            if feed == "trade_tick":
+                data.append(BacktestDataConfig(data_cls=TradeTick, instrument_id=instrument_id, **common))
+            else:
+                external = f"{instrument_id}-1-MINUTE-LAST-EXTERNAL"
+                data.append(BacktestDataConfig(data_cls=Bar, bar_types=[external], **common))
+            found += 1
+        if not found:
+            raise CatalogError(
+                f"no {root} data between {_iso(start_ns)} and {_iso(end_ns)} for the contracts the roll "
+                f"calendar makes active; run `mia catalog ls` to see what the catalog holds",
+            )
+    return slots, data
+
+
+def _has_quotes(plan: BacktestPlan, instrument_id: str) -> bool:
+    return any(d.instrument_id == instrument_id and d.data_cls is QuoteTick for d in plan.data)
+
+
+def build_run_config(plan: BacktestPlan) -> BacktestRunConfig:
+    """The nautilus run configuration for a plan."""
+    cfg = plan.config
+    venue = cfg.venue
+    strategy_path, config_path = plan.strategy_impl or STRATEGY_PATHS[plan.strategy.strategy]
+    params = plan.strategy.params.model_dump()
+    strategy_config: dict[str, Any] = {
+        "slots": [
+            {
+                "root": s.root,
+                "instrument_id": s.instrument_id,
+                "bar_type": s.bar_type,
+                "active_from_ns": s.active_from_ns,
+                "active_to_ns": s.active_to_ns,
+            }
+            for s in plan.slots
+        ],
+        "trade_size": {root: params["trade_size"].get(root, 1) for root in plan.roots},
+        "roll_policy": cfg.roll_policy,
+        "flat_minutes_before_close": params.pop("flat_minutes_before_close"),
+        "venue": plan.markets.venue,
+        **{k: v for k, v in params.items() if k != "trade_size"},
+    }
+    if plan.strategy_impl is not None:  # a custom strategy takes only the shared fields + its extras
+        strategy_config = {k: strategy_config[k] for k in _BASE_FIELDS}
+    strategy_config.update(plan.strategy_extra)
+    commissions = {r: str(s.commission_per_contract) for r, s in plan.markets.roots.items()}
+    latency_ns = int(venue.latency_ms * 1_000_000)
+    venue_config = BacktestVenueConfig(
+        name=plan.markets.venue,
+        oms_type="NETTING",
+        account_type="MARGIN",
+        base_currency=venue.currency,
+        starting_balances=[f"{venue.starting_balance} {venue.currency}"],
+        default_leverage=float(venue.default_leverage),
+        margin_model=MarginModelConfig(model_type="standard"),
+        fee_model=ImportableFeeModelConfig(
+            fee_model_path="mia_strategies.fees:RootCommissionFeeModel",
+            config_path="mia_strategies.fees:RootCommissionFeeModelConfig",
+            config={"commissions": commissions},
+        ),
+        fill_model=ImportableFillModelConfig(
+            fill_model_path="nautilus_trader.backtest.models:FillModel",
+            config_path="nautilus_trader.backtest.config:FillModelConfig",
+            config=venue.fill_model.model_dump(),
+        ),
+        latency_model=ImportableLatencyModelConfig(
+            latency_model_path="nautilus_trader.backtest.models:LatencyModel",
+            config_path="nautilus_trader.backtest.config:LatencyModelConfig",
+            config={"base_latency_nanos": latency_ns},
+        ),
+        modules=[
+            ImportableActorConfig(
+                actor_path="mia_strategies.venue:QuoteBookGuard",
+                config_path="mia_strategies.venue:QuoteBookGuardConfig",
+                config={},
+            ),
+        ],
+        bar_execution=False,  # fills come from quotes and trades, never from the decision bar
+        # Quotes are the book when present; trades then only build bars (a print at the bid must not
+        # fill a buy). A catalog with trades but no quotes fills from trades instead.
+        trade_execution=not all(_has_quotes(plan, s.instrument_id) for s in plan.slots),
+    )
+    engine = BacktestEngineConfig(
+        trader_id="MIA-BACKTEST-001",
+        logging=LoggingConfig(log_level=cfg.log_level, bypass_logging=cfg.log_level == "ERROR"),
+        data_engine=DataEngineConfig(
+            time_bars_build_with_no_updates=False,  # no empty bars across the halt or the weekend
+            time_bars_timestamp_on_close=True,
+        ),
+        strategies=[
+            ImportableStrategyConfig(
+                strategy_path=strategy_path,
+                config_path=config_path,
+                config=strategy_config,
+            ),
+        ],
+    )
+    return BacktestRunConfig(
+        engine=engine,
+        venues=[venue_config],
+        data=plan.data,
+        start=_iso(plan.start_ns),
+        end=_iso(plan.end_ns),
+        dispose_on_completion=False,
+    )
+
+
+def _fills_frame(report: pd.DataFrame) -> pd.DataFrame:
+    """nautilus's fills report → the project's fills table."""
+    columns = [
+        "ts", "instrument_id", "client_order_id", "venue_order_id", "trade_id", "side",
+        "quantity", "price", "commission", "liquidity_side", "order_type",
+    ]  # fmt: skip
+    if report is None or report.empty:
+        return pd.DataFrame(columns=columns)
+    frame = report.reset_index()
+    out = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(frame["ts_event"], utc=True),
+            "instrument_id": frame["instrument_id"].astype(str),
+            "client_order_id": frame["client_order_id"].astype(str),
+            "venue_order_id": frame["venue_order_id"].astype(str),
+            "trade_id": frame["trade_id"].astype(str),
+            "side": frame["order_side"].astype(str),
+            "quantity": frame["last_qty"].astype(float),
+            "price": frame["last_px"].astype(float),
+            "commission": frame["commission"].map(_money_amount),
+            "liquidity_side": frame["liquidity_side"].astype(str),
+            "order_type": frame["order_type"].astype(str),
+        },
+    )
+    return out.sort_values(["ts", "client_order_id"], kind="stable").reset_index(drop=True)
+
+
+def _money_amount(value: object) -> float:
+    text = str(value).split(" ")[0]
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
+
+
+def _trades_frame(recorder: RunRecorder) -> pd.DataFrame:
+    rows = [asdict(t) for t in recorder.trades]
+    columns = [f.name for f in fields(TradeRecord)]
+    return pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+
+
+def run_backtest(plan: BacktestPlan) -> BacktestOutcome:
+    """Run the plan in a BacktestNode and write the run folder; return the outcome."""
+    out_dir = plan.out_dir
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ConfigError(f"--out {out_dir} is not empty: choose a new folder so no result is overwritten")
+    run_config = build_run_config(plan)
+    node = BacktestNode(configs=[run_config])
+    started = time.perf_counter()
+    try:
+        run_results = node.run()
+        elapsed = time.perf_counter() - started
+        engine = node.get_engine(run_config.id)
+        if engine is None or not run_results:
+            raise CatalogError("the backtest produced no result: check the range and catalog with `mia catalog ls`")
+        strategy = engine.trader.strategies()[0]
+        recorder: RunRecorder = strategy.recorder  # type: ignore[attr-defined]
+        fills = _fills_frame(engine.trader.generate_fills_report())
+        iterations = run_results[0].iterations
+    finally:
+        node.dispose()
+    equity = pd.Series(
+        recorder.equity,
+        index=pd.to_datetime(recorder.equity_ts, utc=True),
+        dtype=float,
+        name="equity",
+    )
+    trades = _trades_frame(recorder)
+    summary = results.compute_summary(
+        equity,
+        trades,
+        fills,
+        starting_balance=float(plan.config.venue.starting_balance),
+        total_events=int(iterations),
+        elapsed_s=elapsed,
+    )
+    summary["rolls"] = len(recorder.rolls)
+    summary["decision_bars"] = int(sum(recorder.decision_bars.values()))
+    _write_run(plan, out_dir, summary, equity, trades, fills, recorder)
+    return BacktestOutcome(out_dir, summary, trades, fills, equity, strategy)
+
+
+def _write_run(
+    plan: BacktestPlan,
+    out_dir: Path,
+    summary: dict[str, Any],
+    equity: pd.Series,
+    trades: pd.DataFrame,
+    fills: pd.DataFrame,
+    recorder: RunRecorder,
+) -> None:
+    """Write the run folder; a partial folder is renamed aside so no half-written run looks complete."""
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    staging.mkdir(parents=True, exist_ok=True)
+    results.write_tables(staging, fills, trades, equity)
+    results.write_summary(staging, summary)
+    results.write_report(staging, equity, trades, summary, title=f"MIA backtest {', '.join(plan.roots)}")
+    run_info = {
+        "catalog": str(plan.catalog_path),
+        "instruments": plan.roots,
+        "start": _iso(plan.start_ns),
+        "end": _iso(plan.end_ns),
+        "contracts": [s.instrument_id for s in plan.slots],
+        "rolls": [{"ts": _iso(ts), "root": root, "from": old, "to": new} for ts, root, old, new in recorder.rolls],
+        "config": json.loads(plan.config.model_dump_json()),
+        "strategy": json.loads(plan.strategy.model_dump_json()),
+    }
+    (staging / "run.json").write_text(json.dumps(run_info, indent=2, sort_keys=True), encoding="utf-8")
+    if out_dir.exists():
+        out_dir.rmdir()  # checked empty before the run
+    staging.rename(out_dir)
