@@ -35,7 +35,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(catalog_app, name="catalog")
 
-console = Console()
+# Piped output (logs, CI, tests) gets a fixed width wide enough for instrument ids and timestamps.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 CatalogOpt = Annotated[
     Path | None,
