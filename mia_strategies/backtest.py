@@ -285,7 +285,7 @@ def build_run_config(plan: BacktestPlan) -> BacktestRunConfig:
             config={"commissions": commissions},
         ),
         fill_model=ImportableFillModelConfig(
-            fill_model_path="nautilus_trader.backtest.models:FillModel",
+            fill_model_path="mia_strategies.venue:CmeFillModel",
             config_path="nautilus_trader.backtest.config:FillModelConfig",
             config=venue.fill_model.model_dump(),
         ),
@@ -385,7 +385,8 @@ def run_backtest(plan: BacktestPlan) -> BacktestOutcome:
         elapsed = time.perf_counter() - started
         engine = node.get_engine(run_config.id)
         if engine is None or not run_results:
-            raise CatalogError("the backtest produced no result: check the range and catalog with `mia catalog ls`")
+            # nautilus logged the cause above; an engine failure is a defect, not a user error
+            raise RuntimeError("the nautilus backtest engine failed (see its error above)")
         strategy = engine.trader.strategies()[0]
         recorder: RunRecorder = strategy.recorder  # type: ignore[attr-defined]
         fills = _fills_frame(engine.trader.generate_fills_report())

@@ -206,3 +206,24 @@ def test_plan_rejects_unknown_root_before_running(roll_week_catalog, tmp_path):
         plan_backtest(BacktestConfig(instruments=["XYZ"]), CONFIG, catalog=roll_week_catalog, out=tmp_path / "x")
     with pytest.raises(CatalogError):
         plan_backtest(BacktestConfig(), CONFIG, catalog=tmp_path / "missing", out=tmp_path / "x")
+
+
+def test_stops_fill_at_the_market_when_it_gaps_through_them(roll_week_catalog, breakout_run):
+    """A protective stop fills like a CME stop: at the bid/ask of the quote that triggers it, not at
+    its trigger price (nautilus's L1 default), so gaps cost what they cost."""
+    catalog = ParquetDataCatalog(str(roll_week_catalog))
+    stops = breakout_run.fills[breakout_run.fills["order_type"] == "STOP_MARKET"]
+    assert len(stops) > 20
+    gaps = 0
+    for instrument_id, group in stops.groupby("instrument_id"):
+        quotes = catalog.quote_ticks(instrument_ids=[instrument_id])
+        ts = np.array([q.ts_event for q in quotes], dtype=np.int64)
+        bid = np.array([q.bid_price.as_double() for q in quotes])
+        ask = np.array([q.ask_price.as_double() for q in quotes])
+        for _, fill in group.iterrows():
+            i = np.searchsorted(ts, pd.Timestamp(fill["ts"]).value, side="right") - 1
+            buy = fill["side"] == "BUY"
+            assert fill["price"] == pytest.approx(ask[i] if buy else bid[i])
+            previous = ask[i - 1] if buy else bid[i - 1]
+            gaps += abs(previous - (ask[i] if buy else bid[i])) > 0.25 + 1e-9
+    assert gaps > 0  # the demo data does gap through stops, so the check above is not vacuous

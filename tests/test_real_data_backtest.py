@@ -26,21 +26,17 @@ def _ingest_and_backtest(source: Path, tmp_path: Path, *extra: str) -> tuple[dic
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     fills = pd.read_csv(out / "fills.csv", parse_dates=["ts"])
+    fills.attrs["positions"] = pd.read_csv(out / "positions.csv")
     run = json.loads((out / "run.json").read_text())
     return summary, fills, run
 
 
-def _assert_trades_only_the_active_contract(fills: pd.DataFrame, markets) -> None:
-    """Entries go to the contract the roll calendar makes active; only exits may touch the old one."""
-    entries = fills[fills["order_type"] == "MARKET"]
-    for _, fill in entries.iterrows():
-        ts = pd.Timestamp(fill["ts"]).value
-        active = active_contract("ES", ts, markets).instrument_id("GLBX").value
-        if fill["instrument_id"] != active:
-            # a close of the previous contract right after the roll is allowed; nothing else
-            assert active_contract("ES", ts - 3_600 * 10**9, markets).instrument_id("GLBX").value == fill[
-                "instrument_id"
-            ]
+def _assert_entries_only_in_the_active_contract(positions: pd.DataFrame, markets) -> None:
+    """Every position opens in the contract the roll calendar makes active at that moment."""
+    assert len(positions) > 0
+    for _, position in positions.iterrows():
+        opened = pd.Timestamp(position["opened_ts"]).value
+        assert position["instrument_id"] == active_contract("ES", opened, markets).instrument_id("GLBX").value
 
 
 def test_lean_slice_backtests_across_the_december_2013_roll(tmp_path, markets):
@@ -53,7 +49,7 @@ def test_lean_slice_backtests_across_the_december_2013_roll(tmp_path, markets):
     # prices are real ES prices of late 2013 on the tick grid
     assert fills["price"].between(1600, 1900).all()
     assert ((fills["price"] * 4) % 1 == 0).all()
-    _assert_trades_only_the_active_contract(fills, markets)
+    _assert_entries_only_in_the_active_contract(fills.attrs["positions"], markets)
 
 
 @pytest.mark.realdata
@@ -63,10 +59,11 @@ def test_full_shared_es_minute_data_backtests(tmp_path, markets):
     summary, fills, run = _ingest_and_backtest(SHARED_ES, tmp_path, "--start", "2013-10-06", "--end", "2013-12-21")
     assert run["contracts"] == ["ESZ13.GLBX", "ESH14.GLBX"]
     assert summary["trades"] > 10 and summary["days"] >= 10
-    _assert_trades_only_the_active_contract(fills, markets)
+    _assert_entries_only_in_the_active_contract(fills.attrs["positions"], markets)
     # 2020 on its own: the March 2020 contract
     summary20, fills20, run20 = _ingest_and_backtest_2020(tmp_path)
     assert run20["contracts"] == ["ESH20.GLBX"]
+    assert summary20["trades"] > 0 and set(fills20["instrument_id"]) == {"ESH20.GLBX"}
 
 
 def _ingest_and_backtest_2020(tmp_path: Path):

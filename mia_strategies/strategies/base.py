@@ -159,7 +159,26 @@ class MiaStrategy(Strategy):
                     unix_nanos_to_dt(slot.active_to_ns),
                     self._on_roll_alert,
                 )
+        if self.config.flat_minutes_before_close > 0:
+            self._arm_session_flat(now)
         self.on_mia_start()
+
+    def _arm_session_flat(self, now_ns: int) -> None:
+        """Alert at the next session's flat time: it fires even when no data arrives before the close."""
+        lead = self.config.flat_minutes_before_close * 60_000_000_000
+        close = sessions.next_close_ns(now_ns)
+        if close - lead <= now_ns:
+            close = sessions.next_close_ns(close + 61 * 60_000_000_000)
+        self.clock.set_time_alert(
+            f"session-flat-{close}",
+            unix_nanos_to_dt(close - lead),
+            self._on_session_flat,
+        )
+
+    def _on_session_flat(self, event: object) -> None:
+        for root in sorted({s.root for s in self.config.slots}):
+            self.flatten_root(root, "session_close")
+        self._arm_session_flat(self.clock.timestamp_ns())
 
     def on_mia_start(self) -> None:
         """Hook for subclasses (indicator set-up)."""
@@ -175,10 +194,6 @@ class MiaStrategy(Strategy):
             self._sample_equity(bar.ts_event)
             counts = self.recorder.decision_bars
             counts[slot.root] = counts.get(slot.root, 0) + 1
-            if self._near_close(bar.ts_event):
-                self.flatten_root(slot.root, "session_close")
-                self.on_warmup_bar(slot.root, bar)
-                return
             self.on_decision_bar(slot.root, bar)
         else:
             self.on_warmup_bar(slot.root, bar)
