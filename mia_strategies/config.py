@@ -192,9 +192,18 @@ CONFIG_KINDS: dict[str, type[_Model]] = {
 # -- loading --------------------------------------------------------------------------------------
 
 
+#: The project's own ``config/`` folder, used when the working directory has none.
+PROJECT_CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+
+
 def config_dir() -> Path:
-    """Return the configuration folder: ``$MIA_CONFIG_DIR`` or ``./config``."""
-    return Path(os.environ.get("MIA_CONFIG_DIR", DEFAULT_CONFIG_DIR))
+    """The configuration folder: ``$MIA_CONFIG_DIR``, else ``./config``, else the project's ``config/``."""
+    override = os.environ.get("MIA_CONFIG_DIR")
+    if override:
+        return Path(override)
+    if DEFAULT_CONFIG_DIR.is_dir() or not PROJECT_CONFIG_DIR.is_dir():
+        return DEFAULT_CONFIG_DIR
+    return PROJECT_CONFIG_DIR
 
 
 def _accepted_range(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:

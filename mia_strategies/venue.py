@@ -93,10 +93,11 @@ class QuoteBookGuard(SimulationModule):
         """Before ``data`` touches the book, process every order that has arrived by its time."""
         if self._restoring:
             return
-        if isinstance(data, QuoteTick):
+        kind = type(data)  # exact type checks: this runs for every tick of the backtest
+        if kind is QuoteTick:
             self.exchange.process(data.ts_init)
-            self._last_quote[data.instrument_id] = data
-        elif isinstance(data, TradeTick):
+            self._last_quote[data.instrument_id] = data  # type: ignore[attr-defined]
+        elif kind is TradeTick:
             if not self._subscribed:
                 # The data engine publishes each trade right after the matching engine applied it to
                 # its L1 book (as bid and ask), before orders are processed again: undo it there.

@@ -227,3 +227,19 @@ def test_stops_fill_at_the_market_when_it_gaps_through_them(roll_week_catalog, b
             previous = ask[i - 1] if buy else bid[i - 1]
             gaps += abs(previous - (ask[i] if buy else bid[i])) > 0.25 + 1e-9
     assert gaps > 0  # the demo data does gap through stops, so the check above is not vacuous
+
+
+@pytest.mark.slow
+def test_first_backtest_builds_the_demo_catalog_with_a_progress_bar(tmp_path):
+    """The README's main job: `mia backtest` with no arguments builds the demo on first use."""
+    catalog = tmp_path / "catalog"
+    result = run_mia("backtest", "--out", str(tmp_path / "run"), cwd=tmp_path, env={"MIA_CATALOG": str(catalog)})
+    assert result.returncode == 0, result.stderr
+    assert "building the seeded demo catalog" in result.stdout
+    assert "demo data" in result.stdout  # the progress bar's label
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["total_events"] > 500_000 and summary["trades"] > 100 and summary["rolls"] == 2
+    # a second run reuses the catalog
+    again = run_mia("backtest", "--out", str(tmp_path / "run2"), cwd=tmp_path, env={"MIA_CATALOG": str(catalog)})
+    assert again.returncode == 0 and "building" not in again.stdout
+    assert json.loads((tmp_path / "run2" / "summary.json").read_text())["trades"] == summary["trades"]
