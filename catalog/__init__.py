@@ -1,1 +1,1 @@
-"""MIA package."""
+"""Parquet catalog tooling: opening and listing catalogs, validated ingestion, the demo generator."""

@@ -1,1 +1,1 @@
-"""MIA package."""
+"""Everything that runs inside the nautilus kernel, plus the CLI that builds the nodes."""

@@ -1,1 +1,1 @@
-"""MIA package."""
+"""Offline research: continuous futures series and, later, environments, training and fitting."""

@@ -1,1 +1,1 @@
-"""MIA package."""
+"""MIA strategies: the shared base class (rolls, brackets, session closes) and the strategies on it."""

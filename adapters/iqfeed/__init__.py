@@ -1,1 +1,0 @@
-"""MIA package."""
