@@ -243,13 +243,19 @@ def _has_quotes(plan: BacktestPlan, instrument_id: str) -> bool:
     return any(d.instrument_id == instrument_id and d.data_cls is QuoteTick for d in plan.data)
 
 
-def build_run_config(plan: BacktestPlan) -> BacktestRunConfig:
-    """The nautilus run configuration for a plan."""
-    cfg = plan.config
-    venue = cfg.venue
-    strategy_path, config_path = plan.strategy_impl or STRATEGY_PATHS[plan.strategy.strategy]
-    params = plan.strategy.params.model_dump()
-    strategy_config: dict[str, Any] = {
+def strategy_config(
+    strategy: StrategyFile,
+    slots: list[ContractSlot],
+    roots: list[str],
+    roll_policy: str,
+    venue: str,
+    impl: tuple[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> ImportableStrategyConfig:
+    """The strategy of ``strategy.yaml`` on a contract schedule: the same in backtest, paper and live."""
+    strategy_path, config_path = impl or STRATEGY_PATHS[strategy.strategy]
+    params = strategy.params.model_dump()
+    config: dict[str, Any] = {
         "slots": [
             {
                 "root": s.root,
@@ -258,18 +264,39 @@ def build_run_config(plan: BacktestPlan) -> BacktestRunConfig:
                 "active_from_ns": s.active_from_ns,
                 "active_to_ns": s.active_to_ns,
             }
-            for s in plan.slots
+            for s in slots
         ],
-        "trade_size": {root: params["trade_size"].get(root, 1) for root in plan.roots},
-        "roll_policy": cfg.roll_policy,
+        "trade_size": {root: params["trade_size"].get(root, 1) for root in roots},
+        "roll_policy": roll_policy,
         "flat_minutes_before_close": params.pop("flat_minutes_before_close"),
-        "venue": plan.markets.venue,
+        "venue": venue,
         **{k: v for k, v in params.items() if k != "trade_size"},
     }
-    if plan.strategy_impl is not None:  # a custom strategy takes only the shared fields + its extras
-        strategy_config = {k: strategy_config[k] for k in _BASE_FIELDS}
-    strategy_config.update(plan.strategy_extra)
-    commissions = {r: str(s.commission_per_contract) for r, s in plan.markets.roots.items()}
+    if impl is not None:  # a custom strategy takes only the shared fields + its extras
+        config = {k: config[k] for k in _BASE_FIELDS}
+    config.update(extra or {})
+    return ImportableStrategyConfig(strategy_path=strategy_path, config_path=config_path, config=config)
+
+
+def commissions_by_root(markets: MarketsConfig) -> dict[str, str]:
+    """Per-contract commission of every root, as the fee model's config wants it."""
+    return {r: str(s.commission_per_contract) for r, s in markets.roots.items()}
+
+
+def build_run_config(plan: BacktestPlan) -> BacktestRunConfig:
+    """The nautilus run configuration for a plan."""
+    cfg = plan.config
+    venue = cfg.venue
+    strategy = strategy_config(
+        plan.strategy,
+        plan.slots,
+        plan.roots,
+        cfg.roll_policy,
+        plan.markets.venue,
+        plan.strategy_impl,
+        plan.strategy_extra,
+    )
+    commissions = commissions_by_root(plan.markets)
     latency_ns = int(venue.latency_ms * 1_000_000)
     venue_config = BacktestVenueConfig(
         name=plan.markets.venue,
@@ -313,13 +340,7 @@ def build_run_config(plan: BacktestPlan) -> BacktestRunConfig:
             time_bars_build_with_no_updates=False,  # no empty bars across the halt or the weekend
             time_bars_timestamp_on_close=True,
         ),
-        strategies=[
-            ImportableStrategyConfig(
-                strategy_path=strategy_path,
-                config_path=config_path,
-                config=strategy_config,
-            ),
-        ],
+        strategies=[strategy],
     )
     return BacktestRunConfig(
         engine=engine,

@@ -17,6 +17,7 @@ from rich.progress import Progress
 from rich.progress import TextColumn
 from rich.progress import TimeElapsedColumn
 
+from mia_strategies.commands import register_all
 from mia_strategies.errors import ConfigError
 from mia_strategies.errors import MiaError
 
@@ -262,6 +263,9 @@ def catalog_ls(catalog: CatalogOpt = None) -> None:
     path = catalog or default_catalog_path()
     open_catalog(path)  # one-line error when missing or empty
     console.print(render_summary(summarize(path)))
+
+
+register_all(app)
 
 
 def main() -> None:
