@@ -120,3 +120,96 @@ class RiskState(Data):
     def from_dict(cls, data: dict[str, Any]) -> "RiskState":
         """Decode what ``to_dict`` wrote."""
         return cls(**_decode(data, ()))
+
+
+_CHAIN_ARRAYS = (
+    "expiries_ns",
+    "strikes",
+    "rights",
+    "implied_vols",
+    "deltas",
+    "gammas",
+    "open_interest",
+    "volumes",
+)
+
+
+@customdataclass
+class OptionChainSnapshot(Data):
+    """An option chain on one underlying at one time, one row per option across aligned arrays.
+
+    ``rights`` is +1 for calls and -1 for puts; ``expiries_ns`` holds expiry times (UTC ns) as
+    float64; missing greeks or open interest are NaN, never zero. ``instrument_id`` is the
+    underlying (the ES future, or ``SPX.CBOE`` for index options).
+    """
+
+    instrument_id: InstrumentId = _DEFAULT_ID
+    underlying_price: float = float("nan")
+    source: str = ""
+    expiries_ns: np.ndarray = dataclasses.field(default_factory=_empty)
+    strikes: np.ndarray = dataclasses.field(default_factory=_empty)
+    rights: np.ndarray = dataclasses.field(default_factory=_empty)
+    implied_vols: np.ndarray = dataclasses.field(default_factory=_empty)
+    deltas: np.ndarray = dataclasses.field(default_factory=_empty)
+    gammas: np.ndarray = dataclasses.field(default_factory=_empty)
+    open_interest: np.ndarray = dataclasses.field(default_factory=_empty)
+    volumes: np.ndarray = dataclasses.field(default_factory=_empty)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Encode the arrays as bytes for the catalog and the bus."""
+        return _encode(self, _CHAIN_ARRAYS)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "OptionChainSnapshot":
+        """Decode what ``to_dict`` wrote."""
+        return cls(**_decode(data, _CHAIN_ARRAYS))
+
+
+@customdataclass
+class NewsHeadline(Data):
+    """One news headline as the feed delivered it; sentiment is computed by the feature pipeline.
+
+    ``instrument_id`` is the instrument the story is filed under (``ESZ25.GLBX`` or a market-wide
+    placeholder such as ``NEWS.GLBX``); ``symbols`` lists every symbol the story names.
+    """
+
+    instrument_id: InstrumentId = _DEFAULT_ID
+    story_id: str = ""
+    source: str = ""
+    headline: str = ""
+    symbols: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain fields only."""
+        return _encode(self, ())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "NewsHeadline":
+        """Decode what ``to_dict`` wrote."""
+        return cls(**_decode(data, ()))
+
+
+@customdataclass
+class MacroEvent(Data):
+    """A scheduled macro release (FOMC, CPI, NFP, ...); ``ts_event`` is the release time.
+
+    ``importance`` is 1 (low) to 3 (high); unknown figures are NaN. Published when the calendar is
+    loaded, so a strategy knows the time of the next release before it happens.
+    """
+
+    instrument_id: InstrumentId = _DEFAULT_ID
+    name: str = ""
+    country: str = "US"
+    importance: int = 1
+    actual: float = float("nan")
+    forecast: float = float("nan")
+    previous: float = float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain fields only."""
+        return _encode(self, ())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MacroEvent":
+        """Decode what ``to_dict`` wrote."""
+        return cls(**_decode(data, ()))

@@ -265,7 +265,7 @@ def catalog_ls(catalog: CatalogOpt = None) -> None:
     console.print(render_summary(summarize(path)))
 
 
-register_all(app)
+register_all(app, {"ingest": ingest_app, "catalog": catalog_app, "config": config_app})
 
 
 def main() -> None:

@@ -58,3 +58,38 @@ def test_bytes_round_trip_keeps_nan():
     back = FeatureVector.from_bytes(vector.to_bytes())
     assert back.ts_event == 5 and back.ts_init == 6 and back.instrument_id == ES
     np.testing.assert_array_equal(back.values, vector.values)
+
+
+def test_chain_news_and_macro_round_trip(tmp_path):
+    from catalog.types import MacroEvent
+    from catalog.types import NewsHeadline
+    from catalog.types import OptionChainSnapshot
+
+    chain = OptionChainSnapshot(
+        instrument_id=ES,
+        underlying_price=6850.25,
+        source="lean",
+        expiries_ns=np.array([1.7e18, 1.7e18]),
+        strikes=np.array([6800.0, 6900.0]),
+        rights=np.array([1.0, -1.0]),
+        implied_vols=np.array([0.15, np.nan]),
+        deltas=np.array([0.6, -0.4]),
+        gammas=np.array([0.001, 0.002]),
+        open_interest=np.array([100.0, np.nan]),
+        volumes=np.array([5.0, 7.0]),
+        ts_event=1,
+        ts_init=1,
+    )
+    news = NewsHeadline(
+        instrument_id=ES, story_id="22581", source="DJN", headline="Fed, holds; rates", symbols="ES,SPY"
+    )
+    macro = MacroEvent(instrument_id=ES, name="CPI", importance=3, forecast=0.3, ts_event=9, ts_init=2)
+    catalog = ParquetDataCatalog(str(tmp_path))
+    for item in (chain, news, macro):
+        catalog.write_data([item])
+    got = _unwrap(catalog.query(OptionChainSnapshot)[0])
+    np.testing.assert_array_equal(got.implied_vols, chain.implied_vols)
+    np.testing.assert_array_equal(got.rights, chain.rights)
+    assert _unwrap(catalog.query(NewsHeadline)[0]).headline == "Fed, holds; rates"
+    got_macro = _unwrap(catalog.query(MacroEvent)[0])
+    assert got_macro.name == "CPI" and np.isnan(got_macro.actual) and got_macro.ts_event == 9
