@@ -182,11 +182,23 @@ class BacktestConfig(_Model):
         return self
 
 
-CONFIG_KINDS: dict[str, type[_Model]] = {
+CONFIG_KINDS: dict[str, type[BaseModel]] = {
     "markets": MarketsConfig,
     "backtest": BacktestConfig,
     "strategy": StrategyFile,
 }
+
+
+
+def register_config_kind(kind: str, model: type[BaseModel]) -> None:
+    """Let a subsystem add its YAML file kind (``feature_sets``, ``risk``, ...) to ``mia config check``.
+
+    The kind is also the file-name stem the loader recognises (``config/<kind>.yaml``).
+    """
+    existing = CONFIG_KINDS.get(kind)
+    if existing is not None and existing is not model:
+        raise ValueError(f"config kind {kind!r} is already registered to {existing.__name__}")
+    CONFIG_KINDS[kind] = model  # type: ignore[assignment]
 
 
 # -- loading --------------------------------------------------------------------------------------
