@@ -15,7 +15,17 @@ import typer
 
 
 #: Modules (under ``mia_strategies.commands``) whose ``register`` adds commands to ``mia``.
-COMMAND_MODULES = ("iqfeed", "paper", "sierrachart", "live", "features", "regime", "risk", "research")
+COMMAND_MODULES = (
+    "iqfeed",
+    "paper",
+    "sierrachart",
+    "live",
+    "features",
+    "regime",
+    "risk",
+    "research",
+    "ops",
+)
 
 
 class _Registers(Protocol):
