@@ -30,6 +30,15 @@ ROLL_NS = pd.Timestamp("2025-12-11 14:30", tz="UTC").value
 HOLD = ("mia_test_strategies:HoldThroughRoll", "mia_test_strategies:HoldThroughRollConfig")
 
 
+def _quote_arrays(catalog: ParquetDataCatalog, instrument_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Timestamps, bids and asks of every quote of one contract, from the catalog itself."""
+    quotes = catalog.quote_ticks(instrument_ids=[instrument_id])
+    ts = np.array([q.ts_event for q in quotes], dtype=np.int64)
+    bid = np.array([q.bid_price.as_double() for q in quotes])
+    ask = np.array([q.ask_price.as_double() for q in quotes])
+    return ts, bid, ask
+
+
 def _plan(catalog: Path, out: Path, **config_updates):
     config = BacktestConfig(**config_updates)
     return plan_backtest(config, CONFIG, catalog=catalog, out=out)
@@ -95,10 +104,7 @@ def test_entries_fill_from_quotes_after_the_decision_not_at_the_bar(roll_week_ca
     assert len(entries) > 0
     checked = 0
     for instrument_id, group in entries.groupby("instrument_id"):
-        quotes = catalog.quote_ticks(instrument_ids=[instrument_id])
-        ts = np.array([q.ts_event for q in quotes], dtype=np.int64)
-        bid = np.array([q.bid_price.as_double() for q in quotes])
-        ask = np.array([q.ask_price.as_double() for q in quotes])
+        ts, bid, ask = _quote_arrays(catalog, instrument_id)
         for _, order in group.groupby("client_order_id"):
             fill = order.iloc[0]
             fill_ns = pd.Timestamp(fill["ts"]).value
@@ -216,10 +222,7 @@ def test_stops_fill_at_the_market_when_it_gaps_through_them(roll_week_catalog, b
     assert len(stops) > 20
     gaps = 0
     for instrument_id, group in stops.groupby("instrument_id"):
-        quotes = catalog.quote_ticks(instrument_ids=[instrument_id])
-        ts = np.array([q.ts_event for q in quotes], dtype=np.int64)
-        bid = np.array([q.bid_price.as_double() for q in quotes])
-        ask = np.array([q.ask_price.as_double() for q in quotes])
+        ts, bid, ask = _quote_arrays(catalog, instrument_id)
         for _, fill in group.iterrows():
             i = np.searchsorted(ts, pd.Timestamp(fill["ts"]).value, side="right") - 1
             buy = fill["side"] == "BUY"
