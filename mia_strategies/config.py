@@ -189,7 +189,6 @@ CONFIG_KINDS: dict[str, type[BaseModel]] = {
 }
 
 
-
 def register_config_kind(kind: str, model: type[BaseModel]) -> None:
     """Let a subsystem add its YAML file kind (``feature_sets``, ``risk``, ...) to ``mia config check``.
 

@@ -1,0 +1,242 @@
+"""The feature engine: per-instrument family states plus the shared inputs, driven event by event.
+
+``FeatureHub`` is what both the feature actor (online, inside nautilus) and the offline build
+(``research.features``, replaying the catalog) call, with the same plain-float arguments in the same
+order, so the two produce identical vectors. It never raises on bad data: an invalid bar (NaN, inf,
+non-positive or inconsistent prices) is skipped and reported through ``drain_warnings``; the
+instrument's state is left as it was.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from catalog.types import MacroEvent
+from catalog.types import NewsHeadline
+from mia_strategies.config import MarketsConfig
+from mia_strategies.errors import ConfigError
+from mia_strategies.features.core import BarContext
+from mia_strategies.features.core import BarHistory
+from mia_strategies.features.core import BarInput
+from mia_strategies.features.core import InstrumentInfo
+from mia_strategies.features.families import FamilyState
+from mia_strategies.features.families import new_family_state
+from mia_strategies.features.orderflow import OrderFlowState
+from mia_strategies.features.registry import FAMILY_ORDER
+from mia_strategies.features.registry import Registry
+from mia_strategies.features.registry import registry
+from mia_strategies.features.rolling import FloatArray
+from mia_strategies.features.sets import FeatureSetDef
+from mia_strategies.features.sets import FeatureSets
+from mia_strategies.features.shared import SharedInputs
+
+
+def instrument_info(
+    instrument_id: str, markets: MarketsConfig | None, tick_size: float | None = None
+) -> InstrumentInfo:
+    """Identity, tick and roll times of a contract (``ESZ25.GLBX``); a non-futures id keeps its symbol as root."""
+    from mia_strategies.instruments import expiry_ns
+    from mia_strategies.instruments import parse_contract_symbol
+    from mia_strategies.instruments import previous_contract
+    from mia_strategies.instruments import roll_ns
+
+    symbol = instrument_id.split(".")[0]
+    if markets is not None:
+        try:
+            ref = parse_contract_symbol(symbol, markets)
+        except ConfigError:
+            ref = None
+        if ref is not None:
+            spec = markets.root(ref.root)
+            days = markets.roll.days_before_expiry
+            return InstrumentInfo(
+                instrument_id=instrument_id,
+                root=ref.root,
+                tick_size=float(spec.tick_size) if tick_size is None else tick_size,
+                roll_ns=roll_ns(ref, spec, days),
+                expiry_ns=expiry_ns(ref, spec),
+                previous_roll_ns=roll_ns(previous_contract(ref, spec), spec, days),
+                multiplier=float(spec.multiplier),
+            )
+    return InstrumentInfo(instrument_id=instrument_id, root=symbol.upper(), tick_size=tick_size or 0.25)
+
+
+@dataclass
+class HubStats:
+    """Counters for logs and benchmarks."""
+
+    depth: int = 0
+    bars: int = 0
+    rejected_bars: int = 0
+    reference_bars: int = 0
+    chains: int = 0
+    headlines: int = 0
+    macro_events: int = 0
+
+
+class InstrumentFeatures:
+    """Every active family's state for one instrument, and its bar history."""
+
+    def __init__(self, info: InstrumentInfo, feature_set: FeatureSetDef, shared: SharedInputs, reg: Registry) -> None:
+        self.info = info
+        self.feature_set = feature_set
+        self._shared = shared
+        self._reg = reg
+        self._index = reg.index()
+        self._hist = BarHistory()
+        self._full: FloatArray = np.full(len(reg.specs), np.nan)
+        self._warmup = np.array([s.warmup for s in reg.specs], dtype=np.int64)
+        registry_names = [n for n in feature_set.names if n in self._index]
+        families = reg.families_for(registry_names)
+        params = shared.params
+        self._states: list[tuple[FamilyState, slice]] = []
+        self.orderflow: OrderFlowState | None = None
+        for family in FAMILY_ORDER:
+            if family not in families:
+                continue
+            lo, hi = reg.family_slices[family]
+            state = new_family_state(family, info, params, self._index)
+            self._states.append((state, slice(lo, hi)))
+            if isinstance(state, OrderFlowState):
+                state.warnings = shared.warnings
+                self.orderflow = state
+        self._set_positions = np.array([self._index.get(n, -1) for n in feature_set.names], dtype=np.intp)
+        self._derived = self._set_positions < 0
+        shared.root_daily(info.root).register(info)
+
+    @property
+    def bars(self) -> int:
+        """Bars accepted so far."""
+        return self._hist.count
+
+    def on_bar(self, bar: BarInput) -> FloatArray:
+        """Update with a validated bar; return the set's values (NaN for absent inputs and warm-up)."""
+        hist = self._hist
+        hist.update(bar)
+        full = self._full
+        full.fill(np.nan)
+        ctx = BarContext(bar, hist, self.info, self._shared, full, self._index)
+        for state, where in self._states:
+            state.on_bar(ctx, full[where])
+        np.copyto(full, np.nan, where=self._warmup > hist.count)
+        values = full[self._set_positions]
+        if self._derived.any():
+            values[self._derived] = np.nan
+        return values
+
+    def full_vector(self) -> FloatArray:
+        """The last bar's values of the whole registry (a copy)."""
+        return self._full.copy()
+
+
+class FeatureHub:
+    """Feature state of every instrument plus the shared inputs: one per actor or offline build."""
+
+    def __init__(
+        self,
+        feature_sets: FeatureSets,
+        set_by_root: dict[str, str],
+        markets: MarketsConfig | None,
+        macro_events: Iterable[MacroEvent] = (),
+    ) -> None:
+        self._sets = feature_sets
+        self._set_by_root = {k.upper(): v for k, v in set_by_root.items()}
+        self._markets = markets
+        self._reg = registry()
+        self.shared = SharedInputs(feature_sets.params)
+        self.instruments: dict[str, InstrumentFeatures] = {}
+        self.stats = HubStats()
+        for event in macro_events:
+            self.on_macro(event)
+
+    def set_for(self, root: str) -> FeatureSetDef:
+        """The feature set configured for ``root`` (default ``<ROOT>.inference``)."""
+        return self._sets.resolve(self._set_by_root.get(root.upper(), f"{root.upper()}.inference"))
+
+    def register(self, instrument_id: str, tick_size: float | None = None) -> InstrumentFeatures:
+        """Create (or return) the state of an instrument; its root's news store starts listening now."""
+        existing = self.instruments.get(instrument_id)
+        if existing is not None:
+            return existing
+        info = instrument_info(instrument_id, self._markets, tick_size)
+        state = InstrumentFeatures(info, self.set_for(info.root), self.shared, self._reg)
+        self.instruments[instrument_id] = state
+        self.shared.news.store(info.root)
+        return state
+
+    # -- ticks ----------------------------------------------------------------------------------
+
+    def on_quote(self, instrument_id: str, ts: int, bid: float, ask: float, bid_size: float, ask_size: float) -> None:
+        """A top-of-book quote of a registered instrument (others are ignored; bad ones skipped, reported)."""
+        state = self.instruments.get(instrument_id)
+        if state is not None and state.orderflow is not None:
+            state.orderflow.on_quote(ts, bid, ask, bid_size, ask_size)
+
+    def on_trade(self, instrument_id: str, ts: int, price: float, size: float, aggressor: int) -> None:
+        """A trade of a registered instrument; ``aggressor`` 1 buyer, 2 seller, 0 unknown."""
+        state = self.instruments.get(instrument_id)
+        if state is not None and state.orderflow is not None:
+            state.orderflow.on_trade(ts, price, size, aggressor)
+
+    def tick_target(self, instrument_id: str) -> OrderFlowState | None:
+        """The order-flow state ticks of ``instrument_id`` go to (the actor binds it once: no lookups per tick)."""
+        state = self.instruments.get(instrument_id)
+        return None if state is None else state.orderflow
+
+    def on_depth(
+        self, instrument_id: str, ts: int, bids: list[tuple[float, float]], asks: list[tuple[float, float]]
+    ) -> None:
+        """A depth snapshot (best level first) of a registered instrument."""
+        state = self.instruments.get(instrument_id)
+        if state is None or state.orderflow is None:
+            return
+        self.stats.depth += 1
+        state.orderflow.on_depth(ts, bids, asks)
+
+    # -- bars -----------------------------------------------------------------------------------
+
+    def on_bar(self, instrument_id: str, bar: BarInput) -> FloatArray | None:
+        """A closed decision bar: the set's feature values, or None when the bar is invalid or unknown."""
+        state = self.instruments.get(instrument_id)
+        if state is None:
+            return None
+        if not bar.is_valid():
+            self.stats.rejected_bars += 1
+            self.shared.warnings.append(
+                f"{instrument_id}: invalid bar at {bar.ts_event} skipped (O {bar.open} H {bar.high} L {bar.low} "
+                f"C {bar.close} V {bar.volume})",
+            )
+            return None
+        self.stats.bars += 1
+        return state.on_bar(bar)
+
+    def on_reference_bar(self, bar_type: str, bar: BarInput) -> bool:
+        """A bar of a reference series (VIX, ETF proxy); False when the bar type is not one."""
+        used = self.shared.on_reference_bar(bar_type, bar)
+        if used:
+            self.stats.reference_bars += 1
+        return used
+
+    # -- custom data ----------------------------------------------------------------------------
+
+    def on_chain(self, snapshot: object) -> None:
+        """An ``OptionChainSnapshot``."""
+        self.stats.chains += 1
+        self.shared.on_chain(snapshot)
+
+    def on_news(self, headline: NewsHeadline) -> None:
+        """A ``NewsHeadline``."""
+        self.stats.headlines += 1
+        self.shared.news.on_headline(int(headline.ts_event), headline.source, headline.headline, headline.symbols)
+
+    def on_macro(self, event: MacroEvent) -> None:
+        """A ``MacroEvent`` (``ts_event`` = release, ``ts_init`` = when it became known)."""
+        self.stats.macro_events += 1
+        self.shared.macro.add(int(event.ts_event), int(event.ts_init), event.name, int(event.importance))
+
+    def drain_warnings(self) -> list[str]:
+        """Warnings collected since the last call (bad data skipped, chains without usable strikes, ...)."""
+        out = self.shared.warnings[:]
+        self.shared.warnings.clear()
+        return out
