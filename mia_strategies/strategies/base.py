@@ -7,6 +7,11 @@ positions at the roll time, flattens before the daily halt, and records every cl
 maximum adverse and favourable excursion (MAE/MFE) measured on the bid (longs) or ask (shorts).
 Entries always carry a bracket (stop + target, one cancels the other) so the venue holds the
 protection. The same class runs in backtest, paper and live.
+
+Every MIA strategy also obeys the risk actor: it tracks nautilus's trading state (``events.risk``)
+and enters only while it is ACTIVE, skips a roll's reopen otherwise, and flattens everything on a
+``FlattenCommand`` (``mia.risk.flatten``). Flattening closes positions before cancelling their exit
+orders, so a position is never left without its venue-held stop in between.
 """
 
 from dataclasses import dataclass
@@ -14,13 +19,19 @@ from dataclasses import field
 
 import msgspec
 import pandas as pd
+from nautilus_trader.common.messages import TradingStateChanged
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.core.datetime import unix_nanos_to_dt
+from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.data import QuoteTick
+from nautilus_trader.model.enums import ContingencyType
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import PositionSide
+from nautilus_trader.model.enums import TimeInForce
+from nautilus_trader.model.enums import TradingState
+from nautilus_trader.model.enums import TriggerType
 from nautilus_trader.model.events import OrderCanceled
 from nautilus_trader.model.events import OrderDenied
 from nautilus_trader.model.events import OrderFilled
@@ -32,9 +43,15 @@ from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.objects import Quantity
+from nautilus_trader.model.orders import LimitOrder
+from nautilus_trader.model.orders import MarketOrder
+from nautilus_trader.model.orders import OrderList
+from nautilus_trader.model.orders import StopMarketOrder
 from nautilus_trader.trading.strategy import Strategy
 
 from mia_strategies import sessions
+from mia_strategies.risk.messages import FLATTEN_TOPIC
+from mia_strategies.risk.messages import FlattenCommand
 
 
 class ContractSlot(msgspec.Struct, frozen=True):
@@ -140,6 +157,9 @@ class MiaStrategy(Strategy):
         self._exit_reason: dict[str, str] = {}
         self._closing: set[str] = set()
         self.recorder = RunRecorder()
+        #: nautilus's risk engine state as last announced on ``events.risk`` (ACTIVE until told).
+        self.trading_state = TradingState.ACTIVE
+        self._session_cache = (0, 0)  # (a time inside the session, its close): close lookups are slow
 
     # -- LIFECYCLE ---------------------------------------------------------------------------------
 
@@ -161,7 +181,24 @@ class MiaStrategy(Strategy):
                 )
         if self.config.flat_minutes_before_close > 0:
             self._arm_session_flat(now)
+        self.msgbus.subscribe("events.risk", self._on_risk_event)
+        self.msgbus.subscribe(FLATTEN_TOPIC, self._on_flatten_command)
         self.on_mia_start()
+
+    def on_stop(self) -> None:
+        """Leave the risk topics."""
+        self.msgbus.unsubscribe("events.risk", self._on_risk_event)
+        self.msgbus.unsubscribe(FLATTEN_TOPIC, self._on_flatten_command)
+
+    def _on_risk_event(self, event: object) -> None:
+        if isinstance(event, TradingStateChanged):
+            self.trading_state = event.state
+
+    def _on_flatten_command(self, command: FlattenCommand) -> None:
+        """The risk actor says close everything: drop any pending roll and flatten every root."""
+        self._pending_roll.clear()
+        for root in sorted({s.root for s in self.config.slots}):
+            self.flatten_root(root, command.reason)
 
     def _arm_session_flat(self, now_ns: int) -> None:
         """Alert at the next session's flat time: it fires even when no data arrives before the close."""
@@ -247,8 +284,8 @@ class MiaStrategy(Strategy):
         return root not in self._pending_roll
 
     def can_enter(self, ts_ns: int) -> bool:
-        """Entries are allowed unless the session closes within ``flat_minutes_before_close``."""
-        return not self._near_close(ts_ns)
+        """Entries need an ACTIVE trading state and no session close within ``flat_minutes_before_close``."""
+        return self.trading_state == TradingState.ACTIVE and not self._near_close(ts_ns)
 
     def enter_bracket(
         self,
@@ -286,6 +323,92 @@ class MiaStrategy(Strategy):
         self._geometry[root] = _Geometry(stop_points, target_points)
         self.submit_order_list(order_list)
 
+    def enter_with_exits(
+        self,
+        root: str,
+        instrument_id: InstrumentId,
+        side: OrderSide,
+        quantity: int,
+        stop_price: float,
+        targets: list[tuple[int, float]],
+        reference_px: float,
+    ) -> OrderList | None:
+        """Enter at market with a venue-held stop for the whole size and one take-profit per target.
+
+        The entry is the OTO parent of every exit; the stop (reduce-only stop-market) covers the full
+        quantity, each target (reduce-only limit) its own share. No OCO/OUO link joins them: after a
+        partial target the venue's reduce-only sync (and ``resize_stop``) shrinks the stop to the
+        position, and whichever exit flattens the position cancels the rest. Prices must already lie
+        on the tick grid with the stop on the loss side and the targets on the profit side of
+        ``reference_px`` (the price the plan was made at; kept for a roll's reopen).
+        """
+        instrument = self.cache.instrument(instrument_id)
+        if instrument is None or quantity <= 0 or sum(q for q, _ in targets) != quantity:
+            return None
+        factory = self.order_factory
+        now = self.clock.timestamp_ns()
+        exit_side = OrderSide.SELL if side == OrderSide.BUY else OrderSide.BUY
+        list_id = factory.generate_order_list_id()
+        entry_id = factory.generate_client_order_id()
+        stop_id = factory.generate_client_order_id()
+        target_ids = [factory.generate_client_order_id() for _ in targets]
+        entry = MarketOrder(
+            trader_id=self.trader_id,
+            strategy_id=self.id,
+            instrument_id=instrument_id,
+            client_order_id=entry_id,
+            order_side=side,
+            quantity=instrument.make_qty(quantity),
+            init_id=UUID4(),
+            ts_init=now,
+            time_in_force=TimeInForce.GTC,
+            contingency_type=ContingencyType.OTO,
+            order_list_id=list_id,
+            linked_order_ids=[stop_id, *target_ids],
+            tags=["entry"],
+        )
+        stop = StopMarketOrder(
+            trader_id=self.trader_id,
+            strategy_id=self.id,
+            instrument_id=instrument_id,
+            client_order_id=stop_id,
+            order_side=exit_side,
+            quantity=instrument.make_qty(quantity),
+            trigger_price=instrument.make_price(stop_price),
+            trigger_type=TriggerType.DEFAULT,
+            init_id=UUID4(),
+            ts_init=now,
+            time_in_force=TimeInForce.GTC,
+            reduce_only=True,
+            order_list_id=list_id,
+            parent_order_id=entry_id,
+            tags=["exit:stop"],
+        )
+        legs = [
+            LimitOrder(
+                trader_id=self.trader_id,
+                strategy_id=self.id,
+                instrument_id=instrument_id,
+                client_order_id=target_id,
+                order_side=exit_side,
+                quantity=instrument.make_qty(qty),
+                price=instrument.make_price(px),
+                init_id=UUID4(),
+                ts_init=now,
+                time_in_force=TimeInForce.GTC,
+                reduce_only=True,
+                order_list_id=list_id,
+                parent_order_id=entry_id,
+                tags=[f"exit:target{i + 1}"],
+            )
+            for i, (target_id, (qty, px)) in enumerate(zip(target_ids, targets, strict=True))
+        ]
+        order_list = OrderList(list_id, [entry, stop, *legs])
+        far = max(px for _, px in targets) if side == OrderSide.BUY else min(px for _, px in targets)
+        self._geometry[root] = _Geometry(abs(reference_px - stop_price), abs(far - reference_px))
+        self.submit_order_list(order_list)
+        return order_list
+
     def flatten_root(self, root: str, reason: str) -> None:
         """Cancel working orders and close positions of every contract of ``root``."""
         for slot in self.config.slots:
@@ -293,12 +416,19 @@ class MiaStrategy(Strategy):
                 self._flatten_instrument(InstrumentId.from_str(slot.instrument_id), reason)
 
     def _flatten_instrument(self, instrument_id: InstrumentId, reason: str) -> None:
-        if self.cache.orders_open_count(instrument_id=instrument_id) > 0:
-            self.cancel_all_orders(instrument_id)
+        """Cancel entries, close the position, then cancel exits: the stop stays until the close fills."""
+        for order in self.cache.orders_open(instrument_id=instrument_id, strategy_id=self.id):
+            if not order.is_reduce_only:
+                self.cancel_order(order)
         key = instrument_id.value
+        positions = self.cache.positions_open(instrument_id=instrument_id, strategy_id=self.id)
+        if not positions:
+            if self.cache.orders_open_count(instrument_id=instrument_id, strategy_id=self.id) > 0:
+                self.cancel_all_orders(instrument_id)
+            return
         if key in self._closing:
             return  # a reduce-only close is already working; never send a second one
-        for position in self.cache.positions_open(instrument_id=instrument_id, strategy_id=self.id):
+        for position in positions:
             self._exit_reason[key] = reason
             self._closing.add(key)
             self.close_position(position, tags=[f"exit:{reason}"])
@@ -337,20 +467,21 @@ class MiaStrategy(Strategy):
         new_id, side, quantity = pending
         instrument_id = InstrumentId.from_str(new_id)
         quote = self.cache.quote_tick(instrument_id)
-        geometry = self._geometry.get(root)
-        if quote is None or geometry is None or self._near_close(self.clock.timestamp_ns()):
-            self.log.warning(f"roll of {root} into {new_id} not reopened (no quote, geometry or session)")
+        if quote is None or not self.can_enter(self.clock.timestamp_ns()):
+            self.log.warning(f"roll of {root} into {new_id} not reopened (no quote, session close or trading state)")
             return
         ref = quote.ask_price.as_double() if side == OrderSide.BUY else quote.bid_price.as_double()
-        self.enter_bracket(
-            root,
-            instrument_id,
-            side,
-            int(quantity.as_double()),
-            geometry.stop_points,
-            geometry.target_points,
-            ref,
-        )
+        self.reopen_after_roll(root, instrument_id, side, int(quantity.as_double()), ref)
+
+    def reopen_after_roll(
+        self, root: str, instrument_id: InstrumentId, side: OrderSide, quantity: int, ref: float
+    ) -> None:
+        """Reopen a rolled position in the new contract with the last entry's stop and target distances."""
+        geometry = self._geometry.get(root)
+        if geometry is None:
+            self.log.warning(f"roll of {root} into {instrument_id} not reopened (no entry geometry)")
+            return
+        self.enter_bracket(root, instrument_id, side, quantity, geometry.stop_points, geometry.target_points, ref)
 
     # -- EVENTS --------------------------------------------------------------------------------------
 
@@ -452,7 +583,11 @@ class MiaStrategy(Strategy):
         minutes = self.config.flat_minutes_before_close
         if minutes <= 0:
             return False
-        return sessions.next_close_ns(ts_ns) - ts_ns <= minutes * 60_000_000_000
+        opened, close = self._session_cache
+        if not opened <= ts_ns < close:  # the session of ts_ns is not the cached one
+            close = sessions.next_close_ns(ts_ns)
+            self._session_cache = (ts_ns, close)
+        return close - ts_ns <= minutes * 60_000_000_000
 
     def _sample_equity(self, ts_ns: int) -> None:
         rec = self.recorder
