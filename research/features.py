@@ -40,6 +40,7 @@ from nautilus_trader.config import BacktestVenueConfig
 from nautilus_trader.config import ImportableActorConfig
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import CustomData
+from nautilus_trader.model.data import OrderBookDepth10
 from nautilus_trader.model.data import QuoteTick
 from nautilus_trader.model.data import TradeTick
 from nautilus_trader.model.identifiers import InstrumentId
@@ -55,10 +56,12 @@ from mia_strategies.features.core import BarInput
 from mia_strategies.features.engine import FeatureHub
 from mia_strategies.features.feed import bar_input
 from mia_strategies.features.feed import feed_custom
+from mia_strategies.features.feed import feed_depth
 from mia_strategies.features.feed import feed_history
 from mia_strategies.features.feed import feed_quote
 from mia_strategies.features.feed import feed_trade
 from mia_strategies.features.history import custom_types_in
+from mia_strategies.features.history import depth_instruments_in
 from mia_strategies.features.history import load_history
 from mia_strategies.features.history import reference_bar_types_in
 from mia_strategies.features.sets import FeatureSets
@@ -96,6 +99,8 @@ class FeaturePlan:
     set_by_root: dict[str, str]
     macro_calendar: Path | None = None
     history_days: float = 0.0
+    #: Contracts whose 10-level book snapshots the catalog holds: replayed offline, subscribed online.
+    depth_instruments: list[str] = field(default_factory=list)
 
     @property
     def roots(self) -> list[str]:
@@ -167,6 +172,7 @@ def feature_actor_config(plan: FeaturePlan, *, keep_vectors: bool = False, **ove
         "macro_calendar": str(plan.macro_calendar) if plan.macro_calendar else None,
         "history_catalog": str(Path(plan.catalog_path).resolve()) if plan.history_days > 0 else None,
         "history_days": plan.history_days,
+        "subscribe_depth": bool(plan.depth_instruments),
         "keep_vectors": keep_vectors,
     }
     config.update(overrides)
@@ -205,16 +211,27 @@ def plan_features(
     references = reference_bar_types_in(plan.catalog_path, candidates)
     extra = feature_data_configs(plan.catalog_path, plan.start_ns, plan.end_ns, references)
     bars = [DecisionBar(s.root, s.instrument_id, s.bar_type, s.active_from_ns, s.active_to_ns) for s in plan.slots]
+    depth_ids = depth_instruments_in(plan.catalog_path, [b.instrument_id for b in bars])
+    depth = [
+        BacktestDataConfig(
+            catalog_path=str(Path(plan.catalog_path).resolve()),
+            data_cls=OrderBookDepth10,
+            instrument_ids=depth_ids,
+            start_time=plan.start_ns,
+            end_time=plan.end_ns,
+        )
+    ]
     return FeaturePlan(
         catalog_path=plan.catalog_path,
         start_ns=plan.start_ns,
         end_ns=plan.end_ns,
         bars=bars,
-        data=extra + list(plan.data),
+        data=extra + list(plan.data) + (depth if depth_ids else []),
         reference_bar_types=references,
         set_by_root=set_by_root,
         macro_calendar=macro_calendar,
         history_days=history_days,
+        depth_instruments=depth_ids,
     )
 
 
@@ -380,6 +397,8 @@ class _Replay:
                 b = bar_input(item)
                 if builder.add(int(item.ts_init), b.open, b.high, b.low, b.close, b.volume):
                     self._pending.append(builder)
+        elif isinstance(item, OrderBookDepth10):
+            feed_depth(hub, item)
         elif isinstance(item, CustomData):
             feed_custom(hub, item.data)
         else:
@@ -487,6 +506,7 @@ def build_metadata(plan: FeaturePlan, feature_sets: FeatureSets, result: BuildRe
         },
         "contracts": [b.instrument_id for b in plan.bars],
         "reference_bar_types": plan.reference_bar_types,
+        "depth_instruments": plan.depth_instruments,
         "vectors": len(result.rows),
         "events": result.events,
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

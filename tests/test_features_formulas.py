@@ -388,3 +388,42 @@ def test_invalid_inputs_are_skipped_and_reported(markets):
     assert hub.stats.rejected_bars == 2 and hub.instruments["ESZ25.GLBX"].bars == 1
     v = _bar(hub, 3)
     assert math.isnan(v["orderflow_imbalance"])  # the bad quotes never entered the state
+
+
+def _weekdays(start: str, count: int) -> list[pd.Timestamp]:
+    days = pd.bdate_range(start, periods=count)
+    return [pd.Timestamp(d.date()) for d in days]
+
+
+@pytest.mark.parametrize("gap", [False, True])
+def test_vix_es_correlation_pairs_same_day_returns_and_skips_data_gaps(markets, gap):
+    # Arrange: one ESH26 bar a day at 14:00 CT and the VIX close at 16:15 ET, 40 weekdays of Jan-Feb 2026
+    rng = np.random.default_rng(7)
+    days = _weekdays("2026-01-05", 40)
+    es = 6900.0 * np.exp(np.cumsum(rng.normal(0, 0.01, len(days))))
+    vix = 18.0 * np.exp(np.cumsum(-0.8 * np.diff(np.log(es), prepend=np.log(es[0])) + rng.normal(0, 0.005, len(days))))
+    missing = set(range(12, 15)) if gap else set()  # ES data lost for three days (VIX still there)
+    hub = FeatureHub(FEATURE_SETS, {"ES": "ES.training"}, markets)
+    hub.register("ESH26.GLBX")
+    col = NAMES.index("vix_es_correlation")
+    seen: list[float] = []
+    for i, day in enumerate(days):
+        es_ts = (day + pd.Timedelta(hours=20)).value  # 14:00 CT
+        vix_ts = (day + pd.Timedelta(hours=21, minutes=15)).value  # 16:15 ET
+        if i not in missing:
+            px = float(es[i])
+            values = hub.on_bar("ESH26.GLBX", BarInput(es_ts, es_ts, px, px + 1.0, px - 1.0, px, 100.0))
+            assert values is not None
+            seen.append(values[col])
+        v = float(vix[i])
+        hub.on_reference_bar("VIX.CBOE-1-DAY-LAST-EXTERNAL", BarInput(vix_ts, vix_ts, v, v + 0.5, v - 0.5, v, 0.0))
+    # Act: the reference at the last bar, from the completed days before it
+    es_ret = pd.Series(np.log(es), index=range(len(days))).drop(sorted(missing)).diff()
+    vix_chg = pd.Series(np.diff(np.log(vix), prepend=np.nan))
+    consecutive = [i for i in es_ret.index[1:-1] if i - 1 not in missing]  # exclude the last (not completed)
+    chosen = consecutive[-20:]
+    expected = float(np.corrcoef(es_ret[chosen], vix_chg[chosen])[0, 1])
+    # Assert
+    assert seen[-1] == pytest.approx(expected, rel=1e-9)
+    assert expected < -0.5  # the series were built to move against each other
+    assert all(math.isnan(x) for x in seen[:10])  # fewer than 10 paired days: missing, not zero

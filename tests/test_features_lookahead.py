@@ -1,4 +1,4 @@
-"""No look-ahead: appending future data (ticks, bars, chains, news, VIX, calendar entries) never changes a past value.
+"""No look-ahead: appending future data (ticks, depth, bars, chains, news, VIX, calendar) never changes a past value.
 
 Property tests drive the feature hub with random event streams cut at a random time, then with the
 same prefix followed by random future events, and require every vector up to the cut to be
@@ -60,7 +60,7 @@ def _events(draw, start_min: int, minutes: int, price0: float, seed_label: str) 
         high = low = open_ = price
         volume = 0.0
         for off in offsets:
-            kind = draw(st.sampled_from(["quote", "trade", "quote"]))
+            kind = draw(st.sampled_from(["quote", "trade", "quote", "depth"]))
             price = max(100.0, price + 0.25 * draw(st.integers(-3, 3)))
             if kind == "quote":
                 spread = 0.25 * draw(st.integers(1, 3))
@@ -68,6 +68,12 @@ def _events(draw, start_min: int, minutes: int, price0: float, seed_label: str) 
                 events.append(
                     ("quote", base + off, price - spread / 2, price + spread / 2, float(sizes[0]), float(sizes[1]))
                 )
+            elif kind == "depth":
+                levels = draw(st.integers(0, 10))
+                sizes = draw(st.lists(st.integers(1, 400), min_size=2 * levels, max_size=2 * levels))
+                bids = [(price - 0.25 * (i + 1), float(sizes[i])) for i in range(levels)]
+                asks = [(price + 0.25 * i, float(sizes[levels + i])) for i in range(levels)]
+                events.append(("depth", base + off, bids, asks))
             else:
                 size = float(draw(st.integers(1, 40)))
                 events.append(("trade", base + off, price, size, draw(st.sampled_from([0, 1, 2]))))
@@ -134,6 +140,8 @@ def _run(events: list[tuple], calendar: list[MacroEvent]) -> dict[int, np.ndarra
             hub.on_quote(ES, *event[1:])
         elif kind == "trade":
             hub.on_trade(ES, *event[1:])
+        elif kind == "depth":
+            hub.on_depth(ES, *event[1:])
         elif kind == "bar":
             values = hub.on_bar(ES, event[2])
             if values is not None:

@@ -241,3 +241,67 @@ def test_all_shared_es_data_with_chains_spy_vix_actor_equals_offline(tmp_path, m
     # Assert
     _assert_parity(report, minimum_bars=15000)
     assert {"es_spy_corr_60", "vix_es_correlation", "call_iv_atm", "option_skew"} <= _defined(offline, feature_sets)
+
+
+def _depth_snapshots(catalog_path: Path, instrument_id: str, start_ns: int, minutes: int, seed: int) -> list:
+    """Synthetic 10-level books every 20 s around the contract's own quotes (the demo has no depth)."""
+    from nautilus_trader.model.data import BookOrder
+    from nautilus_trader.model.data import OrderBookDepth10
+    from nautilus_trader.model.enums import OrderSide
+    from nautilus_trader.model.objects import Price
+    from nautilus_trader.model.objects import Quantity
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+    catalog = ParquetDataCatalog(str(catalog_path))
+    quotes = catalog.quote_ticks(instrument_ids=[instrument_id], start=start_ns, end=start_ns + minutes * MINUTE_NS)
+    assert quotes, "the demo holds quotes to anchor the books on"
+    rng = np.random.default_rng(seed)
+    iid = InstrumentId.from_str(instrument_id)
+    out = []
+    next_ts = start_ns
+    for q in quotes:
+        if q.ts_event < next_ts:
+            continue
+        bid, ask = q.bid_price.as_double(), q.ask_price.as_double()
+        bids = [
+            BookOrder(OrderSide.BUY, Price(bid - 0.25 * i, 2), Quantity(int(rng.integers(1, 200)), 0), 0)
+            for i in range(10)
+        ]
+        asks = [
+            BookOrder(OrderSide.SELL, Price(ask + 0.25 * i, 2), Quantity(int(rng.integers(1, 200)), 0), 0)
+            for i in range(10)
+        ]
+        out.append(OrderBookDepth10(iid, bids, asks, [1] * 10, [1] * 10, 0, 0, q.ts_event, q.ts_init))
+        next_ts = q.ts_event + 20_000_000_000
+    return out
+
+
+def test_depth_snapshots_actor_equals_offline_for_the_depth_features(tmp_path, markets, feature_sets, backtest_cfg):
+    # Arrange: a light demo day of ES with 10-level books added for the active contract
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+    from catalog.demo import generate_demo_catalog
+
+    path = tmp_path / "catalog"
+    generate_demo_catalog(path, markets, roots=("ES",), trading_days=3, intensity=0.1, seed=5)
+    start_ns = 1_765_310_400_000_000_000  # 2025-12-09 20:00 UTC
+    books = _depth_snapshots(path, "ESZ25.GLBX", start_ns, 300, seed=3)
+    ParquetDataCatalog(str(path)).write_data(books)
+    cfg, base = backtest_cfg
+    plan = plan_features(
+        cfg,
+        base,
+        feature_sets,
+        catalog=path,
+        instruments=["ES"],
+        start="2025-12-09T20:00",
+        end="2025-12-10T01:00",
+        set_name="training",
+    )
+    # Act
+    offline, _online, report = _parity(plan, feature_sets, markets)
+    # Assert: the depth features are defined (the books arrived both ways) and agree everywhere
+    assert plan.depth_instruments == ["ESZ25.GLBX"]
+    _assert_parity(report, minimum_bars=120)
+    depth_names = {s.name for s in registry().by_family("orderflow") if s.name.startswith("depth_")}
+    assert depth_names <= _defined(offline, feature_sets)

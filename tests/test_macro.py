@@ -79,10 +79,15 @@ def _at(hub, when: str) -> dict[str, float]:
     return dict(zip(NAMES, values, strict=True))
 
 
-def test_macro_features_around_the_october_2013_fomc(markets):
+def _calendar_hub(markets) -> FeatureHub:
+    """A fresh hub per query: bars must come in time order, and these queries jump back and forth."""
     hub = FeatureHub(SETS, {"ES": "ES.training"}, markets, load_macro_calendar(CALENDAR))
     hub.register("ESZ13.GLBX")
-    v = _at(hub, "2013-10-30 13:00")  # one hour before the FOMC statement; CPI came out at 08:30
+    return hub
+
+
+def test_macro_features_around_the_october_2013_fomc(markets):
+    v = _at(_calendar_hub(markets), "2013-10-30 13:00")  # one hour before the FOMC statement; CPI came out at 08:30
     assert v["minutes_to_next_fomc"] == 60
     assert v["minutes_to_next_high_impact"] == 60
     assert v["minutes_since_last_high_impact"] == pytest.approx(4.5 * 60)
@@ -93,12 +98,12 @@ def test_macro_features_around_the_october_2013_fomc(markets):
     assert v["event_frequency_past_24h"] == 1 and v["event_frequency_24h"] == 1
     # 2013-10-15, mid-shutdown: the delayed NFP (Oct 22, announced Oct 17), the November NFP and the
     # delayed CPI (announced Oct 18) are not known yet; the next known releases are further out
-    early = _at(hub, "2013-10-15 10:00")
+    early = _at(_calendar_hub(markets), "2013-10-15 10:00")
     now = _ns("2013-10-15 10:00")
     assert early["minutes_to_next_high_impact"] == (_ns("2013-10-30 14:00") - now) / 60e9  # the FOMC
     assert early["minutes_to_next_nfp"] == (_ns("2013-12-06 08:30") - now) / 60e9
     assert early["minutes_to_next_cpi"] == (_ns("2013-12-17 08:30") - now) / 60e9
-    later = _at(hub, "2013-10-21 10:00")  # after both announcements
+    later = _at(_calendar_hub(markets), "2013-10-21 10:00")  # after both announcements
     assert later["minutes_to_next_nfp"] == (_ns("2013-10-22 08:30") - _ns("2013-10-21 10:00")) / 60e9
 
 

@@ -221,6 +221,8 @@ def test_model_files_round_trip_and_bad_files_are_one_line_errors(tmp_path, demo
         ("not json", "unreadable regime model"),
         (json.dumps({"format": "pickle"}), "not a MIA regime model"),
         (json.dumps({**model.to_json(), "transmat": [[1.0]]}), "invalid regime model"),
+        (json.dumps({**model.to_json(), "covars": np.zeros_like(model.covars).tolist()}), "not positive definite"),
+        (json.dumps({**model.to_json(), "mean": [math.nan] * len(model.features)}), "non-finite"),
     ):
         bad = tmp_path / "bad.json"
         bad.write_text(content, encoding="utf-8")

@@ -85,8 +85,17 @@ class RegimeModel:
         for ok, name in checks:
             if not ok:
                 raise ValueError(f"regime model {self.version}: {name} has the wrong shape or values")
-        if not np.all(np.isfinite(self.transmat)) or not np.allclose(self.transmat.sum(axis=1), 1.0, atol=1e-6):
+        for name in ("mean", "scale", "startprob", "transmat", "means", "covars"):
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise ValueError(f"regime model {self.version}: {name} has non-finite values")
+        if np.any(self.transmat < 0) or not np.allclose(self.transmat.sum(axis=1), 1.0, atol=1e-6):
             raise ValueError(f"regime model {self.version}: transition rows must be probabilities")
+        if np.any(self.startprob < 0) or not math.isclose(float(self.startprob.sum()), 1.0, abs_tol=1e-6):
+            raise ValueError(f"regime model {self.version}: start probabilities must sum to 1")
+        for k, cov in enumerate(self.covars):
+            # checked here, not at the first bar: a singular covariance would fail the filter mid-session
+            if not np.allclose(cov, cov.T) or np.any(np.linalg.eigvalsh(cov) <= 0):
+                raise ValueError(f"regime model {self.version}: covariance of state {k} is not positive definite")
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (no pickle: a model file is data, never code)."""

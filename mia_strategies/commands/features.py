@@ -93,6 +93,14 @@ def build(
         macro_calendar=macro_calendar,
         history_days=history_days,
     )
+    path = (
+        out
+        or Path("data")
+        / "features"
+        / f"{'-'.join(plan.roots)}-{feature_set.replace('.', '_')}-{plan.start_ns}-{plan.end_ns}.parquet"
+    )
+    if path.exists():  # checked before the build, which can take minutes
+        raise ConfigError(f"--out {path} exists: choose a new file so no result is overwritten")
     sets = ", ".join(sorted(set(plan.set_by_root.values())))
     console.print(f"[bold]features[/] {sets} on {plan.catalog_path} ({', '.join(b.instrument_id for b in plan.bars)})")
     started = time.perf_counter()
@@ -106,14 +114,6 @@ def build(
     if not result.rows:
         raise ConfigError("no decision bar in the range: nothing to write (check --start/--end and `mia catalog ls`)")
     frame = result.frame(plan, feature_sets)
-    path = (
-        out
-        or Path("data")
-        / "features"
-        / f"{'-'.join(plan.roots)}-{feature_set.replace('.', '_')}-{plan.start_ns}-{plan.end_ns}.parquet"
-    )
-    if path.exists():
-        raise ConfigError(f"--out {path} exists: choose a new file so no result is overwritten")
     if to_catalog:
         written = write_feature_vectors(result, plan.catalog_path)
         console.print(f"{written:,} FeatureVector rows written to {plan.catalog_path}")

@@ -3,11 +3,19 @@
 import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Annotated
+from typing import Any
 
 import typer
 
 from mia_strategies.errors import ConfigError
+
+
+if TYPE_CHECKING:  # pandas and the feature registry load only when a command runs (CLI start-up)
+    import pandas as pd
+
+    from mia_strategies.features.sets import FeatureSets
 
 
 def fit(
@@ -88,7 +96,15 @@ def fit(
     console.print(f"model {model.version} -> {model_path}; run folder {out_dir} (transition_matrix.csv, states.csv)")
 
 
-def _build(catalog, root, start, end, set_name, backtest_config, feature_sets):  # type: ignore[no-untyped-def]
+def _build(
+    catalog: Path | None,
+    root: str,
+    start: str | None,
+    end: str | None,
+    set_name: str,
+    backtest_config: Path | None,
+    feature_sets: "FeatureSets",
+) -> tuple["pd.DataFrame", dict[str, Any]]:
     """Offline feature build of ``set_name`` for ``root`` over the range (as `mia features build` does)."""
     from catalog.store import default_catalog_path
     from mia_strategies.cli import console

@@ -27,6 +27,22 @@ NS_PER_MINUTE = 60_000_000_000
 NS_PER_DAY = 86_400 * 1_000_000_000
 #: Bars of history every instrument keeps (the longest technical window is 390 bars + 1).
 HISTORY_BARS = 512
+#: Largest price or size accepted. Nautilus cannot represent more than about 1e10, so anything larger
+#: is corrupt input, and keeping it out means products of a few inputs can never overflow.
+MAX_INPUT = 1e12
+#: Smallest positive price or size accepted (nautilus's finest increment is 1e-16): keeps ratios
+#: and logs of inputs away from underflow to 0.
+MIN_INPUT = 1e-16
+
+
+def valid_price(x: float) -> bool:
+    """A price the families can use: finite, within ``[MIN_INPUT, MAX_INPUT]`` (NaN fails)."""
+    return MIN_INPUT <= x <= MAX_INPUT
+
+
+def valid_size(x: float) -> bool:
+    """A size or volume the families can use: 0, or within ``[MIN_INPUT, MAX_INPUT]`` (NaN fails)."""
+    return x == 0.0 or MIN_INPUT <= x <= MAX_INPUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +58,11 @@ class BarInput:
     volume: float
 
     def is_valid(self) -> bool:
-        """Finite, positive prices with ``low <= open, close <= high`` and a finite, non-negative volume."""
-        o, h, lo, c, v = self.open, self.high, self.low, self.close, self.volume
-        if not all(math.isfinite(x) for x in (o, h, lo, c, v)):
+        """Prices in range with ``low <= open, close <= high`` and a volume in range (see ``valid_price``)."""
+        o, h, lo, c = self.open, self.high, self.low, self.close
+        if not (valid_price(lo) and valid_price(h) and valid_size(self.volume)):
             return False
-        return lo > 0.0 and lo <= min(o, c) and max(o, c) <= h and v >= 0.0
+        return lo <= o <= h and lo <= c <= h
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ class RootDaily:
         self.closes: dict[dt.date, dict[str, tuple[int, float]]] = {}
         self.windows: dict[str, tuple[int | None, int | None]] = {}
         self._cache_day: dt.date | None = None
-        self._cache: dict[dt.date, float] = {}
+        self._cache: dict[dt.date, tuple[dt.date, float]] = {}
 
     def register(self, info: InstrumentInfo) -> None:
         """Remember when the contract is the active one (its roll window)."""
@@ -149,11 +149,16 @@ class RootDaily:
             for old in sorted(self.closes)[:100]:
                 del self.closes[old]
 
-    def returns_before(self, day: dt.date) -> dict[dt.date, float]:
-        """Daily log returns of completed days before ``day`` (cached for the whole trading day)."""
+    def returns_before(self, day: dt.date) -> dict[dt.date, tuple[dt.date, float]]:
+        """Daily log returns of completed days before ``day``: day → (day it runs from, return).
+
+        The day it runs from is the previous day with data, which after a gap in the data is not the
+        previous trading day; the caller decides whether such a return counts. Cached for the whole
+        trading day.
+        """
         if self._cache_day == day:
             return self._cache
-        out: dict[dt.date, float] = {}
+        out: dict[dt.date, tuple[dt.date, float]] = {}
         days = sorted(d for d in self.closes if d < day)
         for prev, cur in itertools.pairwise(days):
             active = self._active(self.closes[cur])
@@ -161,7 +166,7 @@ class RootDaily:
                 continue
             previous = self.closes[prev].get(active)
             if previous is not None:
-                out[cur] = math.log(self.closes[cur][active][1] / previous[1])
+                out[cur] = (prev, math.log(self.closes[cur][active][1] / previous[1]))
         self._cache_day = day
         self._cache = out
         return out
@@ -246,18 +251,25 @@ class CrossMarketState:
         if vix9d == vix9d:
             out[INDEX["vix9d_ratio"]] = vix9d / level
 
-    def _vix_correlation(self, es_returns: dict[dt.date, float], vix: "DailySeries", out: FloatArray) -> None:
+    def _vix_correlation(
+        self, es_returns: dict[dt.date, tuple[dt.date, float]], vix: "DailySeries", out: FloatArray
+    ) -> None:
+        """Pairs a day's ES return with the VIX change over the same two consecutive trading days.
+
+        The VIX calendar decides what consecutive means: an ES return that spans a gap in the ES data
+        (several VIX days) is left out rather than paired with a one-day VIX change.
+        """
         if not es_returns or len(vix.dates) < 2:
             return
-        changes: dict[dt.date, float] = {}
-        for prev, cur in zip(vix.dates[-80:], vix.dates[-79:], strict=False):
-            changes[cur] = math.log(vix.by_date[cur] / vix.by_date[prev])
-        days = sorted(d for d in es_returns if d in changes)
+        changes: dict[dt.date, tuple[dt.date, float]] = {}
+        for prev, cur in itertools.pairwise(vix.dates[-80:]):
+            changes[cur] = (prev, math.log(vix.by_date[cur] / vix.by_date[prev]))
+        days = sorted(d for d, (prev, _) in es_returns.items() if d in changes and changes[d][0] == prev)
         for window, name in ((20, "vix_es_correlation"), (60, "vix_es_correlation_60d")):
             chosen = days[-window:]
             if len(chosen) >= window // 2:
-                a = np.array([es_returns[d] for d in chosen])
-                b = np.array([changes[d] for d in chosen])
+                a = np.array([es_returns[d][1] for d in chosen])
+                b = np.array([changes[d][1] for d in chosen])
                 out[INDEX[name]] = correlation(a, b)
 
     def _etf(self, ctx: BarContext, etf: EtfSeries, out: FloatArray) -> None:

@@ -3,8 +3,10 @@
 ``FeatureHub`` is what both the feature actor (online, inside nautilus) and the offline build
 (``research.features``, replaying the catalog) call, with the same plain-float arguments in the same
 order, so the two produce identical vectors. It never raises on bad data: an invalid bar (NaN, inf,
-non-positive or inconsistent prices) is skipped and reported through ``drain_warnings``; the
-instrument's state is left as it was.
+non-positive, out-of-range or inconsistent prices, or not after the previous bar) is skipped and
+reported through ``drain_warnings``; the instrument's state is left as it was. Should a family still
+fail on a bar, the bar gets no vector and the failure is reported (``stats.failed_bars``) instead of
+stopping the session.
 """
 
 from collections.abc import Iterable
@@ -20,6 +22,8 @@ from mia_strategies.features.core import BarContext
 from mia_strategies.features.core import BarHistory
 from mia_strategies.features.core import BarInput
 from mia_strategies.features.core import InstrumentInfo
+from mia_strategies.features.core import valid_price
+from mia_strategies.features.core import valid_size
 from mia_strategies.features.families import FamilyState
 from mia_strategies.features.families import new_family_state
 from mia_strategies.features.orderflow import OrderFlowState
@@ -69,6 +73,7 @@ class HubStats:
     depth: int = 0
     bars: int = 0
     rejected_bars: int = 0
+    failed_bars: int = 0
     reference_bars: int = 0
     chains: int = 0
     headlines: int = 0
@@ -109,6 +114,11 @@ class InstrumentFeatures:
     def bars(self) -> int:
         """Bars accepted so far."""
         return self._hist.count
+
+    @property
+    def last_ts(self) -> int:
+        """``ts_event`` of the last accepted bar (0 before the first)."""
+        return self._hist.last_ts
 
     def on_bar(self, bar: BarInput) -> FloatArray:
         """Update with a validated bar; return the set's values (NaN for absent inputs and warm-up)."""
@@ -187,12 +197,17 @@ class FeatureHub:
     def on_depth(
         self, instrument_id: str, ts: int, bids: list[tuple[float, float]], asks: list[tuple[float, float]]
     ) -> None:
-        """A depth snapshot (best level first) of a registered instrument."""
+        """A depth snapshot (best level first) of a registered instrument; levels out of range are dropped, reported."""
         state = self.instruments.get(instrument_id)
         if state is None or state.orderflow is None:
             return
         self.stats.depth += 1
-        state.orderflow.on_depth(ts, bids, asks)
+        good_bids = [(p, q) for p, q in bids if valid_price(p) and q > 0.0 and valid_size(q)]
+        good_asks = [(p, q) for p, q in asks if valid_price(p) and q > 0.0 and valid_size(q)]
+        dropped = len(bids) + len(asks) - len(good_bids) - len(good_asks)
+        if dropped:
+            self.shared.warnings.append(f"{instrument_id}: {dropped} invalid depth levels at {ts} ignored")
+        state.orderflow.on_depth(ts, good_bids, good_asks)
 
     # -- bars -----------------------------------------------------------------------------------
 
@@ -208,8 +223,23 @@ class FeatureHub:
                 f"C {bar.close} V {bar.volume})",
             )
             return None
+        if state.bars and bar.ts_event <= state.last_ts:
+            self.stats.rejected_bars += 1
+            self.shared.warnings.append(
+                f"{instrument_id}: bar at {bar.ts_event} not after the previous one ({state.last_ts}) skipped"
+            )
+            return None
+        try:
+            values = state.on_bar(bar)
+        except (ArithmeticError, ValueError, IndexError) as exc:  # a bug must not stop a session: skip, report
+            self.stats.failed_bars += 1
+            self.shared.warnings.append(
+                f"{instrument_id}: feature computation failed at {bar.ts_event} ({exc.__class__.__name__}: {exc}); "
+                "no vector for this bar"
+            )
+            return None
         self.stats.bars += 1
-        return state.on_bar(bar)
+        return values
 
     def on_reference_bar(self, bar_type: str, bar: BarInput) -> bool:
         """A bar of a reference series (VIX, ETF proxy); False when the bar type is not one."""

@@ -52,6 +52,14 @@ def reference_bar_types_in(catalog_path: Path, wanted: set[str]) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name in wanted)
 
 
+def depth_instruments_in(catalog_path: Path, instrument_ids: list[str]) -> list[str]:
+    """Those of ``instrument_ids`` the catalog holds 10-level book snapshots (``OrderBookDepth10``) of, sorted."""
+    folder = Path(catalog_path) / "data" / "order_book_depth10"
+    if not folder.is_dir():
+        return []
+    return sorted(i for i in set(instrument_ids) if (folder / i).is_dir())
+
+
 def custom_types_in(catalog_path: Path) -> list[type]:
     """The feature pipeline's custom data types the catalog holds."""
     folder = Path(catalog_path) / "data"

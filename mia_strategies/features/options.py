@@ -19,10 +19,13 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import ndtr
 
+from mia_strategies.features.core import MAX_INPUT
+from mia_strategies.features.core import MIN_INPUT
 from mia_strategies.features.core import NS_PER_DAY
 from mia_strategies.features.core import NS_PER_MINUTE
 from mia_strategies.features.core import BarContext
 from mia_strategies.features.core import InstrumentInfo
+from mia_strategies.features.core import valid_price
 from mia_strategies.features.params import OptionsParams
 from mia_strategies.features.registry import SpecList
 from mia_strategies.features.rolling import NAN
@@ -167,12 +170,21 @@ def analyse_chain(
     """Positioning analytics of one chain snapshot (pure function of its arrays)."""
     out = ChainAnalytics(ts=ts, underlying=underlying)
     v = out.values
-    if not (underlying > 0.0 and math.isfinite(underlying)):
+    if not valid_price(underlying):
         out.warnings.append("underlying price missing: options features are NaN")
         return out
+    arrays = (expiries_ns, strikes, rights, ivs, deltas, gammas, open_interest, volumes)
+    if len({len(a) for a in arrays}) != 1:
+        out.warnings.append("chain arrays of different lengths: options features are NaN")
+        return out
+    ivs, deltas, gammas, open_interest, volumes, bad = _sanitised(ivs, deltas, gammas, open_interest, volumes)
     years = (expiries_ns - ts) / _YEAR_NS
     days = years * 365.0
-    live = np.isfinite(years) & (days > 0.0) & (days <= params.max_days_to_expiry) & (strikes > 0)
+    usable_strike = (strikes >= MIN_INPUT) & (strikes <= MAX_INPUT)
+    bad += int(np.count_nonzero(~usable_strike))
+    if bad:
+        out.warnings.append(f"{bad} non-finite or out-of-range values treated as missing")
+    live = np.isfinite(years) & (days > 0.0) & (days <= params.max_days_to_expiry) & usable_strike
     if not live.any():
         out.warnings.append(f"no option expires within {params.max_days_to_expiry:g} days: options features are NaN")
         return out
@@ -199,6 +211,32 @@ def analyse_chain(
         put_vol / call_vol if call_vol == call_vol and call_vol > 0 and put_vol == put_vol else NAN
     )
     return out
+
+
+def _sanitised(
+    ivs: FloatArray, deltas: FloatArray, gammas: FloatArray, oi: FloatArray, volumes: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, int]:
+    """The per-option arrays with unusable entries (NaN excepted) set to NaN, and how many were unusable.
+
+    An IV outside 0.01%..1000% or a negative open interest is corrupt, not a market: it becomes missing,
+    so it can never overflow the exposure sums or pass for a real value.
+    """
+    with np.errstate(invalid="ignore"):
+        keep = (
+            (ivs >= 1e-4) & (ivs <= 10.0),
+            np.abs(deltas) <= 1.0,
+            (gammas >= 0.0) & (gammas <= MAX_INPUT),
+            (oi >= 0.0) & (oi <= MAX_INPUT),
+            (volumes >= 0.0) & (volumes <= MAX_INPUT),
+        )
+    out = []
+    bad = 0
+    for values, ok in zip((ivs, deltas, gammas, oi, volumes), keep, strict=True):
+        values = np.asarray(values, dtype=np.float64)
+        wrong = ~ok & ~np.isnan(values)
+        bad += int(np.count_nonzero(wrong))
+        out.append(np.where(ok, values, np.nan))
+    return out[0], out[1], out[2], out[3], out[4], bad
 
 
 def _atm_and_skew(

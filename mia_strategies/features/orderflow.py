@@ -12,6 +12,8 @@ until its first trade, depth features until its first depth snapshot. Formulas: 
 
 import math
 
+from mia_strategies.features.core import MAX_INPUT
+from mia_strategies.features.core import MIN_INPUT
 from mia_strategies.features.core import BarContext
 from mia_strategies.features.core import InstrumentInfo
 from mia_strategies.features.params import OrderFlowParams
@@ -244,9 +246,14 @@ class OrderFlowState:
     def on_quote(self, ts: int, bid: float, ask: float, bid_size: float, ask_size: float) -> None:
         """Order-flow imbalance, time weights, spread, speed and the spoofing tracker for one quote.
 
-        A crossed, non-positive or non-finite quote is skipped and reported (NaN fails every test).
+        A crossed, non-positive, non-finite or out-of-range quote (``core.MIN_INPUT``/``MAX_INPUT``) is
+        skipped and reported (NaN fails every test).
         """
-        if not (0.0 < bid <= ask < math.inf and 0.0 <= bid_size < math.inf and 0.0 <= ask_size < math.inf):
+        if not (
+            MIN_INPUT <= bid <= ask <= MAX_INPUT
+            and (bid_size == 0.0 or MIN_INPUT <= bid_size <= MAX_INPUT)
+            and (ask_size == 0.0 or MIN_INPUT <= ask_size <= MAX_INPUT)
+        ):
             self.rejected += 1
             self.warnings.append(f"{self._instrument_id}: invalid quote at {ts} ignored")
             return
@@ -348,7 +355,7 @@ class OrderFlowState:
 
     def on_trade(self, ts: int, price: float, size: float, aggressor: int) -> None:
         """Classify the trade (aggressor side, else quote rule, else tick rule) and accumulate it."""
-        if not (0.0 < price < math.inf and 0.0 < size < math.inf):
+        if not (MIN_INPUT <= price <= MAX_INPUT and MIN_INPUT <= size <= MAX_INPUT):
             self.rejected += 1
             self.warnings.append(f"{self._instrument_id}: invalid trade at {ts} ignored")
             return
