@@ -216,6 +216,22 @@ def test_a_silent_feed_is_stale_and_reconnected(markets):
     run(markets, body)
 
 
+def test_a_delayed_service_is_reported_and_a_real_time_one_is_not(markets):
+    async def body(sim):
+        client = Level1Client(
+            "127.0.0.1", sim.ports["level1"], Level1Handlers(update=lambda f: None), LEVEL1_UPDATE_FIELDS, FAST
+        )
+        await client.start()
+        await _until(lambda: client.service is not None, 3.0)
+        seen.append((client.service, client.delayed))
+        await client.stop()
+
+    seen: list[tuple[str | None, bool]] = []
+    run(markets, body, delayed=True)
+    run(markets, body)
+    assert seen == [("delayed", True), ("real_time", False)]
+
+
 def test_unreachable_iqconnect_fails_fast(markets):
     async def body() -> None:
         with pytest.raises(IQFeedConnectionError, match="cannot reach IQConnect level1 port"):

@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO
@@ -11,7 +10,6 @@ from conftest import run_mia
 from iqfeed_fixtures import simulator_thread
 from iqfeed_fixtures import trade_key
 from iqfeed_fixtures import write_trades_catalog
-from nautilus_trader.model.data import Bar
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from adapters.iqfeed.history import Batch
@@ -193,8 +191,14 @@ def test_ingest_errors_are_one_line(markets, source_catalog, tmp_path):
     assert bad.returncode == 2 and "--end" in bad.stderr
 
 
-def test_batch_label_and_symbol():
+def test_batch_keys_tell_every_batch_apart(markets):
+    """The manifest is keyed by ``Batch.key``: two batches sharing a key would skip one of them forever."""
     batch = Batch("ticks", ContractRef(2025, 12, "ES"), 0, 1, ("ticks", "quotes"), "ESZ25 ticks 2025-12-09")
-    assert batch.symbol == "@ESZ25" and np.isclose(batch.end_ns - batch.start_ns, 1)
+    assert batch.symbol == "@ESZ25"
     assert batch.key == "ticks|ticks+quotes|ESZ25|0|1"
-    assert isinstance(Bar, type)
+    contracts = resolve_contracts(["ES", "MNQ"], _ns(START), _ns(END), markets)
+    batches = plan_batches(contracts, _ns(START), _ns(END), ["ticks", "quotes", "bars", "daily"], markets, NOW)
+    assert len({b.key for b in batches}) == len(batches)
+    # asking for trades only is another batch than trades and quotes: adding quotes later downloads again
+    trades_only = plan_batches(contracts, _ns(START), _ns(END), ["ticks"], markets, NOW)
+    assert not {b.key for b in trades_only} & {b.key for b in batches}

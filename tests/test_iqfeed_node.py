@@ -42,6 +42,7 @@ def test_quotes_trades_depth_bars_chain_and_news_reach_the_node(markets):
     ids = current_ids(markets)
     es, mnq = ids["ES"].value, ids["MNQ"].value
     es_bar = f"{es}-1-SECOND-LAST-EXTERNAL"
+    mnq_bar = f"{mnq}-1-SECOND-LAST-EXTERNAL"
     with simulator_thread(markets, SimulatorSource(rate=40)) as sim:
         collector = Collector(
             CollectorConfig(
@@ -50,7 +51,7 @@ def test_quotes_trades_depth_bars_chain_and_news_reach_the_node(markets):
                 trades=[es, mnq],
                 depth_by_price=[es],
                 depth_by_order=[mnq],
-                bars=[es_bar],
+                bars=[es_bar, mnq_bar],
                 news=True,
                 chain_of=es,
             ),
@@ -88,9 +89,13 @@ def test_quotes_trades_depth_bars_chain_and_news_reach_the_node(markets):
         books[deltas.instrument_id.value].apply_deltas(deltas)
     assert _book_levels(books[es], 5) == sim_es
     assert _book_levels(books[mnq], 10) == sim_mnq
-    # 1-second external bars, stamped at their close, contiguous while trades flow
-    assert len(collector.bars) >= 2
-    assert all(b.bar_type == BarType.from_str(es_bar) and b.ts_event % 1_000_000_000 == 0 for b in collector.bars)
+    # 1-second external bars of both markets, each stream on its own request id, stamped at their close
+    for bar_type in (es_bar, mnq_bar):
+        stream = [b for b in collector.bars if b.bar_type == BarType.from_str(bar_type)]
+        assert len(stream) >= 2, bar_type
+        closes = [b.ts_event for b in stream]
+        assert closes == sorted(set(closes)) and all(ts % 1_000_000_000 == 0 for ts in closes)
+    assert {str(b.bar_type) for b in collector.bars} == {es_bar, mnq_bar}
     # custom data: the pushed headline (commas kept) and chain snapshots with calls and puts
     news = [d for d in collector.custom if isinstance(d, NewsHeadline)]
     assert [n.headline for n in news] == [headline]
@@ -108,6 +113,8 @@ def test_killed_iqconnect_reconnects_rewatches_and_backfills_every_bar_once(mark
     with simulator_thread(markets, SimulatorSource(rate=40)) as sim:
         collector = Collector(CollectorConfig(component_id="COLLECTOR", quotes=[es], trades=[es], bars=[bar_type]))
         node = build_node(sim.ports, collector)
+        alerts: list[dict] = []
+        node.kernel.msgbus.subscribe(topic="mia.alerts", handler=alerts.append)
         marks: dict[str, int] = {}
 
         def kill() -> None:
@@ -146,6 +153,10 @@ def test_killed_iqconnect_reconnects_rewatches_and_backfills_every_bar_once(mark
     assert len(rewatch) >= 2 and rewatch[-1].split(",")[3] != ""  # resumed from the last bar it had
     assert client.level1.stats.disconnects >= 2  # the kill, then the node's own stop
     assert any(q.ts_init > marks["revived"] for q in collector.quotes), "quotes did not resume"
+    # people are told: a disconnect alert for the Level 1 port, then a reconnect (the alert actor's input)
+    level1 = [(a["kind"], a["fields"]["port"]) for a in alerts if a["source"] == "IQFEED"]
+    assert ("disconnect", "level1") in level1 and ("reconnect", "level1") in level1
+    assert level1.index(("disconnect", "level1")) < level1.index(("reconnect", "level1"))
 
 
 def test_server_side_disconnect_fails_nothing_and_data_resumes(markets):
@@ -242,6 +253,7 @@ def test_server_state_and_stale_feed_are_surfaced(markets):
         client = data_client(node)
 
     assert states[0]["server"] == "disconnected"
+    assert states[0]["service"] == "real_time"  # IQConnect's S,CUST: not a delayed login
     assert states[1]["server"] == "connected"
     assert client.level1.stats.stale >= 1
     assert client.level1.stats.connects >= 2

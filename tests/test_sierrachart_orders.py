@@ -6,6 +6,7 @@ held at the venue, and rejects carrying the server's text.
 from decimal import Decimal
 
 from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.execution.messages import CancelAllOrders
 from nautilus_trader.model.enums import ContingencyType
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import OrderStatus
@@ -229,6 +230,53 @@ def test_cancel_and_cancel_replace_including_a_server_order_id_change() -> None:
             s.modify_order(rig.cache.order(third.client_order_id), quantity=_qty(rig, 9))
             await rig.wait(lambda: s.events_of(OrderModifyRejected, third.client_order_id), what="modify reject")
             assert s.events_of(OrderModifyRejected, third.client_order_id)[0].reason == "Invalid order quantity"
+            await rig.stop()
+
+    run_async(scenario)
+
+
+def test_cancel_all_by_side_then_a_cancel_all_not_sent_by_a_strategy() -> None:
+    async def scenario() -> None:
+        async with DtcSimulator(sim_config()) as sim:
+            rig = await start_rig(sim)
+            s = rig.strategy
+            rig.quote(5000.0, 5000.25)
+            buys = [
+                s.order_factory.limit(s.instrument_id, OrderSide.BUY, _qty(rig, 1), _px(rig, p))
+                for p in (4990.0, 4991.0)
+            ]
+            sell = s.order_factory.limit(s.instrument_id, OrderSide.SELL, _qty(rig, 1), _px(rig, 5010.0))
+            for order in (*buys, sell):
+                s.submit_order(order)
+            await rig.wait(
+                lambda: all(rig.cache.order(o.client_order_id).status == OrderStatus.ACCEPTED for o in (*buys, sell)),
+                what="accepted",
+            )
+            s.cancel_all_orders(s.instrument_id, order_side=OrderSide.BUY)
+            await rig.wait(
+                lambda: all(rig.cache.order(o.client_order_id).status == OrderStatus.CANCELED for o in buys),
+                what="buys canceled",
+            )
+            await rig.settle()
+            assert rig.cache.order(sell.client_order_id).status == OrderStatus.ACCEPTED  # the other side stays
+            assert [o.client_order_id for o in sim.exchange.working_orders()] == [sell.client_order_id.value]
+            # a cancel-all that does not come from a strategy (a risk actor's, an operator's): nothing is
+            # marked PENDING_CANCEL beforehand, and the open order must still be canceled
+            command = CancelAllOrders(
+                trader_id=s.trader_id,
+                strategy_id=s.id,
+                instrument_id=s.instrument_id,
+                order_side=OrderSide.NO_ORDER_SIDE,
+                command_id=UUID4(),
+                ts_init=s.clock.timestamp_ns(),
+            )
+            rig.node.kernel.exec_engine.execute(command)
+            await rig.wait(
+                lambda: rig.cache.order(sell.client_order_id).status == OrderStatus.CANCELED, what="sell canceled"
+            )
+            await rig.settle()
+            assert sim.exchange.working_orders() == []
+            assert not s.events_of(OrderFilled)
             await rig.stop()
 
     run_async(scenario)

@@ -37,6 +37,8 @@ def test_disconnect_between_acceptance_and_fill_reconciles_exactly_one_fill() ->
     async def scenario() -> None:
         async with DtcSimulator(sim_config(limit_fill_price="limit")) as sim:
             rig = await start_rig(sim)
+            alerts: list[dict] = []
+            rig.node.kernel.msgbus.subscribe(topic="mia.alerts", handler=alerts.append)
             s = rig.strategy
             rig.quote(5000.0, 5000.25)
             order = s.order_factory.limit(
@@ -58,6 +60,9 @@ def test_disconnect_between_acceptance_and_fill_reconciles_exactly_one_fill() ->
             assert len(s.events_of(OrderFilled, order.client_order_id)) == 1
             assert _fills_in_cache(rig, order.client_order_id) == 1
             assert rig.cache.positions_open()[0].signed_qty == 2
+            # the alert actor's input: the drop and the return, in that order
+            kinds = [a["kind"] for a in alerts if a["source"] == "SIERRACHART"]
+            assert kinds[:2] == ["disconnect", "reconnect"], kinds
             # the fills history is asked again on a second reconnect: still one fill
             sim.drop_connections("rst")
             await rig.wait(lambda: rig.exec_client.resyncs == 2, timeout=10, what="second reconciliation")

@@ -552,6 +552,8 @@ class Level1Client(IQFeedConnection):
         self.fundamental_fieldnames: tuple[str, ...] = ()
         self.watches: dict[str, str] = {}
         self.news_on = False
+        #: ``real_time`` or ``delayed`` per IQConnect's ``S,CUST`` greeting (None before it).
+        self.service: str | None = None
         self._fundamental_waiters: dict[str, list[asyncio.Future[Fields]]] = {}
 
     async def on_session_start(self) -> None:
@@ -572,6 +574,20 @@ class Level1Client(IQFeedConnection):
             self.send("S,NEWSON")
         for symbol, mode in list(self.watches.items()):
             self.send(f"{mode}{symbol}")
+
+    def _system(self, fields: Fields) -> bool:
+        """Keep ``S,CUST``: a ``delayed`` service means every price is minutes old (no real-time entitlement)."""
+        if fields[1] == "CUST":
+            self.service = fields[2] if len(fields) > 2 else ""
+            if self.handlers.system is not None:
+                self.handlers.system(fields)
+            return True
+        return super()._system(fields)
+
+    @property
+    def delayed(self) -> bool:
+        """Whether IQConnect announced a delayed (not real-time) service."""
+        return self.service is not None and self.service != "real_time"
 
     def on_session_end(self) -> None:
         """Pending fundamental requests cannot be answered any more."""

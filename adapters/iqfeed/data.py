@@ -7,8 +7,9 @@ are cross-market instruments. Every port reconnects on its own (see ``adapters.i
 after a reconnect the symbols are watched again and each bar stream asks for the bars since the
 last one it delivered, which are emitted only when newer than that one: no bar is lost or sent
 twice. The state of the feed (each port's connection, IQConnect's own link to DTN from ``S,SERVER
-DISCONNECTED``/``CONNECTED``, staleness) is kept in :attr:`IQFeedDataClient.feed_state` and logged;
-lines that cannot be parsed are counted (:meth:`IQFeedDataClient.stats`) and skipped.
+DISCONNECTED``/``CONNECTED``, staleness, a ``delayed`` service from ``S,CUST``) is kept in
+:attr:`IQFeedDataClient.feed_state` and logged; lines that cannot be parsed are counted
+(:meth:`IQFeedDataClient.stats`) and skipped.
 """
 
 import asyncio
@@ -103,6 +104,10 @@ from mia_strategies.instruments import third_friday
 
 _NS = 1_000_000_000
 _SECONDS = {BarAggregation.SECOND: 1, BarAggregation.MINUTE: 60, BarAggregation.HOUR: 3600}
+
+
+#: The topic the alert actor listens on (``mia_strategies.ops.alerts.ALERTS_TOPIC``).
+ALERTS_TOPIC = "mia.alerts"
 
 
 @dataclass
@@ -292,10 +297,25 @@ class IQFeedDataClient(LiveMarketDataClient):
     def _on_port_state(self, port: str, state: str) -> None:
         previous = self.feed_state.get(port)
         self.feed_state[port] = state
-        if state == "connected" and previous is not None:
+        if state == "connected" and previous is not None and previous != "connected":
             self._log.info(f"IQFeed {port} reconnected; session state re-applied")
+            self._publish_alert("reconnect", f"IQFeed {port} reconnected", port)
         elif state in ("disconnected", "reconnecting", "stale", "protocol_error"):
             self._log.warning(f"IQFeed {port} {state}")
+            if previous != state:
+                self._publish_alert("disconnect", f"IQFeed {port} {state}", port)
+
+    def _publish_alert(self, kind: str, title: str, port: str) -> None:
+        """Tell people (the alert actor listens on ``mia.alerts``); a plain dict keeps adapters free of ops."""
+        payload = {
+            "kind": kind,
+            "title": title,
+            "source": "IQFEED",
+            "ts_event": self._clock.timestamp_ns(),
+            "dedup_key": f"iqfeed|{port}|{kind}",
+            "fields": {"port": port},
+        }
+        self._msgbus.publish(ALERTS_TOPIC, payload)
 
     # -- INSTRUMENTS ---------------------------------------------------------------------------------
 
@@ -482,6 +502,14 @@ class IQFeedDataClient(LiveMarketDataClient):
         elif kind == "SERVER RECONNECT FAILED":
             self.feed_state["server"] = "reconnect_failed"
             self._log.error("IQConnect failed to reconnect to DTN")
+        elif kind == "CUST":
+            service = fields[2] if len(fields) > 2 else ""
+            self.feed_state["service"] = service
+            if service != "real_time":
+                self._log.error(
+                    f"IQConnect serves {service or 'an unknown'} data, not real_time: prices are minutes old "
+                    "(no real-time exchange entitlement on this login); do not trade on this feed",
+                )
         elif kind == "SYMBOL LIMIT REACHED":
             self._log.error(f"IQFeed symbol limit reached: {fields[2] if len(fields) > 2 else '?'} not watched")
 

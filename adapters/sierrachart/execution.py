@@ -123,6 +123,10 @@ _FILL_OVERLAP_S = 120
 _POSITION_CHECK_DELAY_S = 1.0
 
 
+#: The topic the alert actor listens on (``mia_strategies.ops.alerts.ALERTS_TOPIC``).
+ALERTS_TOPIC = "mia.alerts"
+
+
 @dataclass
 class _Tracked:
     """This client's view of one order: what it has told nautilus so far."""
@@ -380,15 +384,32 @@ class SierraChartExecutionClient(LiveExecutionClient):
     def _handle_disconnected(self, reason: str) -> None:
         self._server_connected = False
         self._log.warning(f"Sierra Chart connection lost ({reason}); orders are refused until it is back")
+        self._publish_alert("disconnect", "Sierra Chart DTC disconnected", reason, priority=None)
 
     def _handle_fatal(self, reason: str) -> None:
         self.fatal_error = reason
         self._trading_enabled = False
         self._log.error(f"Sierra Chart connection will not be re-established: {reason}")
+        self._publish_alert("disconnect", "Sierra Chart DTC lost for good", reason, priority="urgent")
+
+    def _publish_alert(self, kind: str, title: str, reason: str, priority: str | None) -> None:
+        """Tell people (the alert actor listens on ``mia.alerts``); a plain dict keeps adapters free of ops."""
+        payload: dict[str, object] = {
+            "kind": kind,
+            "title": title,
+            "message": reason,
+            "source": "SIERRACHART",
+            "ts_event": self._clock.timestamp_ns(),
+            "dedup_key": f"dtc|{kind}|{priority or ''}",
+        }
+        if priority is not None:
+            payload["priority"] = priority
+        self._msgbus.publish(ALERTS_TOPIC, payload)
 
     async def _handle_connected(self, info: LogonInfo, reconnected: bool) -> None:
         if not reconnected:
             return
+        self._publish_alert("reconnect", "Sierra Chart DTC reconnected", "logon accepted again", priority=None)
         try:
             await self._prepare_session(info)
         except SierraChartSafetyError as exc:
@@ -761,18 +782,24 @@ class SierraChartExecutionClient(LiveExecutionClient):
             )
 
     async def _cancel_all_orders(self, command: CancelAllOrders) -> None:
-        for order in self._cache.orders_open(venue=self.venue, instrument_id=command.instrument_id):
-            if command.order_side in (OrderSide.NO_ORDER_SIDE, order.side) and not order.is_pending_cancel:
-                tracked = self._tracked_for(order.client_order_id)
-                self._send_cancel(
-                    tracked, order.client_order_id, order.venue_order_id, order.strategy_id, order.instrument_id
-                )
-        for order in self._cache.orders_inflight(venue=self.venue, instrument_id=command.instrument_id):
-            if command.order_side in (OrderSide.NO_ORDER_SIDE, order.side):
-                tracked = self._tracked_for(order.client_order_id)
-                self._send_cancel(
-                    tracked, order.client_order_id, order.venue_order_id, order.strategy_id, order.instrument_id
-                )
+        """Cancel every open or in-flight order of the instrument (and side), each once.
+
+        A strategy marks its open orders PENDING_CANCEL before it sends the command, so that state
+        must not exclude an order; other senders (a risk actor, an operator) do not mark them at all.
+        """
+        seen: set[ClientOrderId] = set()
+        orders = [
+            *self._cache.orders_open(venue=self.venue, instrument_id=command.instrument_id),
+            *self._cache.orders_inflight(venue=self.venue, instrument_id=command.instrument_id),
+        ]
+        for order in orders:
+            if order.client_order_id in seen or command.order_side not in (OrderSide.NO_ORDER_SIDE, order.side):
+                continue
+            seen.add(order.client_order_id)
+            tracked = self._tracked_for(order.client_order_id)
+            self._send_cancel(
+                tracked, order.client_order_id, order.venue_order_id, order.strategy_id, order.instrument_id
+            )
 
     async def _batch_cancel_orders(self, command: BatchCancelOrders) -> None:
         for cancel in command.cancels:

@@ -67,6 +67,7 @@ class SimulatorConfig:
     seed: int = 7
     news_interval: float | None = None  # seconds between generated headlines; None: only pushed ones
     protocols: tuple[str, ...] = wire.PROTOCOLS  # an old IQConnect accepts fewer (6.2 came with 6.2.0.x)
+    delayed: bool = False  # a login without real-time exchange entitlement: ``S,CUST,delayed,...``
 
 
 class IQFeedSimulator:
@@ -443,7 +444,8 @@ class Level1Session(Session):
         self.write("S,SERVER CONNECTED")
         self.write("S,IP,127.0.0.1 60004,")
         exchanges = "CME CBOT NYMEX COMEX CFE NASDAQ NYSE INDEX DTNNEWS"
-        self.write(f"S,CUST,real_time,127.0.0.1,60002,FAKETOKEN,6.2.0.25,0,{exchanges},,{limit},QT_API,,")
+        service = "delayed" if self.server.config.delayed else "real_time"
+        self.write(f"S,CUST,{service},127.0.0.1,60002,FAKETOKEN,6.2.0.25,0,{exchanges},,{limit},QT_API,,")
 
     def after_protocol(self) -> None:
         """Announce the current field set (clients expect one right after the protocol reply)."""
