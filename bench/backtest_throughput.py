@@ -1,15 +1,18 @@
 """Throughput of `mia backtest`'s engine against a bare nautilus engine on the same data, same run.
 
 Both sides load the same quotes and trades from the catalog and process them in a nautilus backtest:
-MIA runs the full BacktestNode (ATR breakout on ES and MNQ, bars, brackets, rolls, MAE/MFE, run
-folder); the baseline is a bare ``BacktestEngine`` with an empty strategy. Each side's time covers
+MIA runs the full BacktestNode with ``--strategy`` (default ``atr_breakout``: the plumbing every run
+pays, i.e. bars, brackets, rolls, MAE/MFE, bar-rule regimes, alert and operator actors, run folder;
+``mia`` adds the feature, risk and router costs, see ``bench/strategy.py``) on ES and MNQ; the
+baseline is a bare ``BacktestEngine`` with an empty strategy. Each side's time covers
 catalog loading plus the run, so the ratio measures MIA's overhead on top of nautilus. Runs alternate
 (MIA, bare, MIA, bare, ...) so machine noise hits both alike; medians are reported.
 
-    .venv/bin/python bench/backtest_throughput.py [--catalog DIR] [--repeat 3]
+    .venv/bin/python bench/backtest_throughput.py [--catalog DIR] [--repeat 3] [--strategy atr_breakout]
 """
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -37,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from catalog.demo import generate_demo_catalog  # noqa: E402
+from mia_strategies.assembly import strategy_parts  # noqa: E402
 from mia_strategies.backtest import plan_backtest  # noqa: E402
 from mia_strategies.backtest import run_backtest  # noqa: E402
 from mia_strategies.config import load_backtest  # noqa: E402
@@ -85,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", type=Path, default=None, help="catalog to use (default: a fresh demo)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--strategy", choices=["atr_breakout", "mia"], default="atr_breakout")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,6 +105,9 @@ def main() -> None:
         events = 0
         for i in range(args.repeat):
             plan = plan_backtest(cfg, base, catalog=catalog_path, out=Path(tmp) / f"run{i}")
+            strategy = plan.strategy.model_copy(update={"strategy": args.strategy})
+            parts = strategy_parts(strategy, base, plan.slots, plan.markets.venue, plan.staging_dir)
+            plan = dataclasses.replace(plan, strategy=strategy, parts=parts)
             t0 = time.perf_counter()
             outcome = run_backtest(plan)
             mia_elapsed = time.perf_counter() - t0
@@ -120,6 +128,7 @@ def main() -> None:
             "bare_events_per_second": round(bare_med),
             "ratio_mia_to_bare": round(mia_med / bare_med, 3),
             "repeat": args.repeat,
+            "strategy": args.strategy,
         }
         print(json.dumps(result, indent=2))
 

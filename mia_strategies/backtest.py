@@ -7,8 +7,10 @@ external bars (decision bars) with a warm-up before its roll, and configures the
 per-contract commissions, margins as a fraction of notional, a seeded fill model and latency.
 """
 
+import dataclasses
 import datetime as dt
 import json
+import shutil
 import time
 from dataclasses import asdict
 from dataclasses import dataclass
@@ -39,6 +41,8 @@ from catalog.store import data_range
 from catalog.store import default_catalog_path
 from catalog.store import open_catalog
 from mia_strategies import results
+from mia_strategies.assembly import StrategyParts
+from mia_strategies.assembly import strategy_parts
 from mia_strategies.config import BacktestConfig
 from mia_strategies.config import MarketsConfig
 from mia_strategies.config import StrategyFile
@@ -54,6 +58,7 @@ from mia_strategies.strategies.base import TradeRecord
 
 
 STRATEGY_PATHS = {
+    "mia": ("mia_strategies.strategies.mia:MiaRouterStrategy", "mia_strategies.strategies.mia:MiaRouterConfig"),
     "atr_breakout": (
         "mia_strategies.strategies.breakout:AtrBreakout",
         "mia_strategies.strategies.breakout:AtrBreakoutConfig",
@@ -83,6 +88,22 @@ class BacktestPlan:
     strategy_impl: tuple[str, str] | None = None
     #: Extra strategy config fields (tests drive the base class with their own strategies).
     strategy_extra: dict[str, Any] = field(default_factory=dict)
+    #: The strategy file's strategy and actors (used unless ``strategy_impl`` replaces the strategy).
+    parts: StrategyParts | None = None
+    #: Actors added to whatever the strategy brings (tests, research).
+    actors: list[ImportableActorConfig] = field(default_factory=list)
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where the run writes (journals included) before the folder is renamed to ``out_dir``."""
+        return self.out_dir.with_name(self.out_dir.name + ".partial")
+
+    def resolved(self) -> tuple[tuple[str, str] | None, dict[str, Any], list[ImportableActorConfig]]:
+        """Strategy paths, extra config and actors of the run: the strategy file's parts, or the override's."""
+        if self.strategy_impl is None and self.parts is not None:
+            extra = {**self.parts.strategy_extra, **self.strategy_extra}
+            return self.parts.strategy_impl, extra, [*self.parts.actors, *self.actors]
+        return self.strategy_impl, self.strategy_extra, list(self.actors)
 
 
 @dataclass(frozen=True)
@@ -188,7 +209,13 @@ def plan_backtest(
         )
     slots, data = _slots_and_data(catalog_path, markets, config, roots, present, start_ns, end_ns)
     out_dir = out or Path("runs") / dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    return BacktestPlan(catalog_path, markets, strategy, config, roots, start_ns, end_ns, slots, data, out_dir)
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    parts = strategy_parts(strategy, config_base, slots, markets.venue, staging)
+    if strategy.strategy == "mia":
+        parts = _note_missing_trades(parts, strategy, config_base, catalog_path, roots, present)
+    return BacktestPlan(
+        catalog_path, markets, strategy, config, roots, start_ns, end_ns, slots, data, out_dir, parts=parts
+    )
 
 
 def _slots_and_data(
@@ -239,6 +266,30 @@ def _slots_and_data(
     return slots, data
 
 
+def _note_missing_trades(
+    parts: StrategyParts,
+    strategy: StrategyFile,
+    config_base: Path,
+    catalog_path: Path,
+    roots: list[str],
+    present: dict[str, list[str]],
+) -> StrategyParts:
+    """Say up front when anomaly features cannot exist (no trade ticks) and the risk file blocks on that."""
+    from mia_strategies.risk.config import load_risk
+
+    if load_risk(config_base / strategy.mia.risk_file).blocks.anomaly_missing != "block":
+        return parts
+    notes = list(parts.notes)
+    for root in roots:
+        if data_range(catalog_path, "trade_tick", present[root]) is None:
+            notes.append(
+                f"{root} has no trade ticks in {catalog_path}: spoofing_score and volume_anomaly cannot be"
+                " computed and risk.yaml's anomaly_missing: block stops every entry; set it to ignore to trade"
+                " on quotes and bars alone"
+            )
+    return dataclasses.replace(parts, notes=tuple(notes))
+
+
 def _has_quotes(plan: BacktestPlan, instrument_id: str) -> bool:
     return any(d.instrument_id == instrument_id and d.data_cls is QuoteTick for d in plan.data)
 
@@ -287,14 +338,15 @@ def build_run_config(plan: BacktestPlan) -> BacktestRunConfig:
     """The nautilus run configuration for a plan."""
     cfg = plan.config
     venue = cfg.venue
+    impl, extra, actors = plan.resolved()
     strategy = strategy_config(
         plan.strategy,
         plan.slots,
         plan.roots,
         cfg.roll_policy,
         plan.markets.venue,
-        plan.strategy_impl,
-        plan.strategy_extra,
+        impl,
+        extra,
     )
     commissions = commissions_by_root(plan.markets)
     latency_ns = int(venue.latency_ms * 1_000_000)
@@ -341,6 +393,7 @@ def build_run_config(plan: BacktestPlan) -> BacktestRunConfig:
             time_bars_timestamp_on_close=True,
         ),
         strategies=[strategy],
+        actors=actors,
     )
     return BacktestRunConfig(
         engine=engine,
@@ -398,13 +451,20 @@ def run_backtest(plan: BacktestPlan) -> BacktestOutcome:
     out_dir = plan.out_dir
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ConfigError(f"--out {out_dir} is not empty: choose a new folder so no result is overwritten")
+    if plan.staging_dir.exists():
+        shutil.rmtree(plan.staging_dir)  # a failed earlier run's leftovers: never mix its journals in
     run_config = build_run_config(plan)
     node = BacktestNode(configs=[run_config])
     started = time.perf_counter()
     try:
+        node.build()
+        engine = node.get_engine(run_config.id)
+        if engine is not None:
+            from mia_strategies.actors.risk import bind_risk_actors
+
+            bind_risk_actors(engine.kernel)  # halts go through nautilus's risk engine
         run_results = node.run()
         elapsed = time.perf_counter() - started
-        engine = node.get_engine(run_config.id)
         if engine is None or not run_results:
             # nautilus logged the cause above; an engine failure is a defect, not a user error
             raise RuntimeError("the nautilus backtest engine failed (see its error above)")
@@ -421,7 +481,7 @@ def run_backtest(plan: BacktestPlan) -> BacktestOutcome:
         name="equity",
     )
     trades = _trades_frame(recorder)
-    summary = results.compute_summary(
+    summary: dict[str, Any] = results.compute_summary(
         equity,
         trades,
         fills,
@@ -431,7 +491,10 @@ def run_backtest(plan: BacktestPlan) -> BacktestOutcome:
     )
     summary["rolls"] = len(recorder.rolls)
     summary["decision_bars"] = int(sum(recorder.decision_bars.values()))
-    _write_run(plan, out_dir, summary, equity, trades, fills, recorder)
+    regimes = results.per_regime(trades, recorder.regime_bars)
+    if plan.parts is not None and plan.strategy_impl is None:
+        summary["regime_sources"] = dict(plan.parts.regime_sources)
+    _write_run(plan, out_dir, summary, equity, trades, fills, recorder, regimes)
     return BacktestOutcome(out_dir, summary, trades, fills, equity, strategy)
 
 
@@ -443,13 +506,23 @@ def _write_run(
     trades: pd.DataFrame,
     fills: pd.DataFrame,
     recorder: RunRecorder,
+    regimes: pd.DataFrame,
 ) -> None:
     """Write the run folder; a partial folder is renamed aside so no half-written run looks complete."""
-    staging = out_dir.with_name(out_dir.name + ".partial")
+    from mia_strategies.risk.journal import risk_event_summary
+    from mia_strategies.risk.journal import risk_event_table
+
+    staging = plan.staging_dir
     staging.mkdir(parents=True, exist_ok=True)
+    for artifact in plan.parts.artifacts if plan.parts is not None and plan.strategy_impl is None else ():
+        shutil.copy2(artifact, staging / artifact.name)
     results.write_tables(staging, fills, trades, equity)
+    regimes.reset_index().to_csv(staging / "per_regime.csv", index=False)
+    sections = results.add_breakdowns(summary, regimes, risk_event_summary(risk_event_table(staging)))
     results.write_summary(staging, summary)
-    results.write_report(staging, equity, trades, summary, title=f"MIA backtest {', '.join(plan.roots)}")
+    results.write_report(
+        staging, equity, trades, summary, title=f"MIA backtest {', '.join(plan.roots)}", sections=sections
+    )
     run_info = {
         "catalog": str(plan.catalog_path),
         "instruments": plan.roots,

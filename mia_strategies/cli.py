@@ -88,11 +88,14 @@ def backtest(
     ] = None,
 ) -> None:
     """Run the strategy over the catalog; builds the demo catalog on first use."""
+    import pandas as pd
+
     from catalog.store import catalog_has_data
     from catalog.store import default_catalog_path
     from mia_strategies.backtest import plan_backtest
     from mia_strategies.backtest import run_backtest
     from mia_strategies.config import load_backtest
+    from mia_strategies.results import per_regime_table
     from mia_strategies.results import summary_table
 
     cfg, base = load_backtest(config)
@@ -103,10 +106,18 @@ def backtest(
     roots = instruments.split(",") if instruments is not None else None
     plan = plan_backtest(cfg, base, catalog=catalog, instruments=roots, start=start, end=end, out=out)
     contracts = ", ".join(s.instrument_id for s in plan.slots)
-    console.print(f"[bold]backtest[/] {', '.join(plan.roots)} on {plan.catalog_path} ({contracts})")
+    console.print(
+        f"[bold]backtest[/] {plan.strategy.strategy} on {', '.join(plan.roots)} from {plan.catalog_path} ({contracts})"
+    )
+    for note in plan.parts.notes if plan.parts is not None else ():
+        console.print(f"[yellow]note:[/] {note}")
     with console.status("running the nautilus backtest engine..."):
         outcome = run_backtest(plan)
     console.print(summary_table(outcome.summary))
+    regimes = pd.read_csv(outcome.out_dir / "per_regime.csv").set_index(["root", "regime"])
+    console.print(per_regime_table(regimes))
+    if "risk_events" in outcome.summary:
+        console.print(f"risk events: `mia risk events {outcome.out_dir}`")
     console.print(f"results in [bold]{outcome.out_dir}[/] (summary.json, fills.csv, positions.csv, report.html)")
 
 

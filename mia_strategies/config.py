@@ -123,13 +123,42 @@ class AtrBreakoutParams(_Model):
     rth_only: bool = False
     flat_minutes_before_close: Annotated[int, Field(ge=0, le=120)] = 5
     cooldown_bars: Annotated[int, Field(ge=0, le=1000)] = 5
+    blocked_regimes: list[Literal["trend", "range", "defensive"]] = ["defensive"]
+
+
+class MiaSettings(_Model):
+    """Where the MIA strategy's parts come from; file names are relative to the config folder."""
+
+    router_file: str = "router_config.yaml"
+    risk_file: str = "risk.yaml"
+    feature_sets_file: str = "feature_sets.yaml"
+    #: The set the feature actor publishes for each market: ``<ROOT>.<feature_set>``.
+    feature_set: Annotated[str, Field(min_length=1)] = "inference"
+    regime_config_file: str = "regime_detector_config.yaml"
+    macro_calendar_file: str | None = "macro_calendar.csv"
+    #: Folder of ``mia regime fit`` models (``<ROOT>/<version>.json``, the latest is used); a market
+    #: without one gets the causal bar-rule regimes and the run says so.
+    regime_models: Path = Path("data/models/regime")
+    #: Operations actors (alerts, operator commands and ``live.json``, market memory). A backtest
+    #: records alerts to ``alerts.jsonl`` without sending them.
+    alerts: bool = True
+    operator_control: bool = True
+    market_memory: bool = True
+    #: Also build a market memory in a backtest (in the run folder; it doubles the CPU cost per bar).
+    market_memory_in_backtest: bool = False
 
 
 class StrategyFile(_Model):
-    """The strategy file: which strategy and its parameters."""
+    """The strategy file: which strategy and its parameters.
 
-    strategy: Literal["atr_breakout"] = "atr_breakout"
+    ``mia`` is the MIA router strategy with the feature, regime and risk actors (``mia`` section and
+    ``router_config.yaml`` / ``risk.yaml``); ``atr_breakout`` the baseline breakout (``params``).
+    ``params`` holds the fields both share (``trade_size``, ``flat_minutes_before_close``).
+    """
+
+    strategy: Literal["mia", "atr_breakout"] = "mia"
     params: AtrBreakoutParams = AtrBreakoutParams()
+    mia: MiaSettings = MiaSettings()
 
 
 # -- backtest.yaml --------------------------------------------------------------------------------

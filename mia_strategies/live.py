@@ -1,6 +1,7 @@
 """The node builder shared by ``mia paper`` and ``mia live``: a nautilus ``TradingNode`` for the roots.
 
-The same strategy as ``mia backtest`` (``mia_strategies.backtest.strategy_config``) runs on the
+The same strategy and actors as ``mia backtest`` (``mia_strategies.assembly.strategy_parts``: the
+feature, regime and risk actors and the strategy ``strategy.yaml`` names) run on the
 contracts the roll calendar makes active at start (the current one and the next, so a roll during
 the run works), with decision bars aggregated from trades exactly as in a backtest. Only the two
 clients change between modes, and they are passed in:
@@ -29,6 +30,7 @@ Usage::
 import asyncio
 import datetime as dt
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from dataclasses import field
@@ -53,13 +55,19 @@ from nautilus_trader.model.events import PositionClosed
 from nautilus_trader.model.identifiers import TraderId
 
 from mia_strategies import results
+from mia_strategies.actors.risk import bind_risk_actors
+from mia_strategies.assembly import StrategyParts
+from mia_strategies.assembly import strategy_parts
 from mia_strategies.backtest import strategy_config
 from mia_strategies.config import MarketsConfig
 from mia_strategies.config import StrategyFile
+from mia_strategies.config import config_dir
 from mia_strategies.errors import ConfigError
 from mia_strategies.instruments import build_futures_contract
 from mia_strategies.instruments import contract_windows
 from mia_strategies.instruments import parse_contract_symbol
+from mia_strategies.risk.journal import risk_event_summary
+from mia_strategies.risk.journal import risk_event_table
 from mia_strategies.strategies.base import ContractSlot
 from mia_strategies.strategies.base import RunRecorder
 from mia_strategies.strategies.base import TradeRecord
@@ -107,8 +115,10 @@ class LiveNodeSpec:
     ``starting_balance`` is the account value the summary measures returns against (the paper
     sandbox's starting balance; the broker account's value at start for live). ``bar_spec`` is the
     decision bar (``1-MINUTE`` as in ``mia backtest``; tests use seconds). ``strategy_impl`` and
-    ``strategy_extra`` swap in another ``MiaStrategy`` (tests do). ``actors`` are added as they are
-    (the feature, regime and risk actors a backtest runs, once it runs them).
+    ``strategy_extra`` swap in another ``MiaStrategy`` (tests do); without them the strategy file's
+    strategy runs with its actors, as in a backtest. ``actors`` are added after those.
+    ``config_base`` is the config folder the strategy's files are read from (default: the project's).
+    ``risk_state_path`` is where halts persist across restarts (default: the run folder's).
     """
 
     mode: str  # "paper" | "live"
@@ -129,6 +139,8 @@ class LiveNodeSpec:
     actors: tuple[ImportableActorConfig, ...] = ()
     timeout_connection: float = 20.0
     extra_run_info: dict[str, Any] = field(default_factory=dict)
+    config_base: Path | None = None
+    risk_state_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -294,12 +306,25 @@ def _fill_row(event: OrderFilled, node: TradingNode) -> dict[str, Any]:
 class LiveRun:
     """A built node and its run folder; :meth:`run` blocks until the node stops."""
 
-    def __init__(self, spec: LiveNodeSpec, node: TradingNode, slots: list[ContractSlot], started_ns: int) -> None:
+    def __init__(
+        self,
+        spec: LiveNodeSpec,
+        node: TradingNode,
+        slots: list[ContractSlot],
+        started_ns: int,
+        parts: StrategyParts | None = None,
+    ) -> None:
         self.spec = spec
         self.node = node
         self.slots = slots
         self.started_ns = started_ns
+        self.parts = parts
         self.writer: RunFolderWriter | None = None
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the user should know before trading starts (markets without a regime model)."""
+        return self.parts.notes if self.parts is not None else ()
 
     @property
     def strategy(self) -> Any:
@@ -349,7 +374,7 @@ class LiveRun:
             writer.equity(),
         )
         events = int(self.node.kernel.data_engine.data_count)
-        summary = results.compute_summary(
+        summary: dict[str, Any] = results.compute_summary(
             equity,
             trades,
             fills,
@@ -361,9 +386,16 @@ class LiveRun:
         summary["decision_bars"] = int(sum(writer.recorder.decision_bars.values()))
         summary["orders"] = len(orders)
         summary["open_positions"] = len(self.node.cache.positions_open())
+        regimes = results.per_regime(trades, writer.recorder.regime_bars)
+        regimes.reset_index().to_csv(self.spec.out_dir / "per_regime.csv", index=False)
+        sections = results.add_breakdowns(summary, regimes, risk_event_summary(risk_event_table(self.spec.out_dir)))
+        if self.parts is not None:
+            summary["regime_sources"] = dict(self.parts.regime_sources)
+            for artifact in self.parts.artifacts:
+                shutil.copy2(artifact, self.spec.out_dir / artifact.name)
         results.write_summary(self.spec.out_dir, summary)
         title = f"MIA {self.spec.mode} {', '.join(self.spec.roots)}"
-        results.write_report(self.spec.out_dir, equity, trades, summary, title=title)
+        results.write_report(self.spec.out_dir, equity, trades, summary, title=title, sections=sections)
         _write_run_info(self, status="stopped")
         return LiveOutcome(self.spec.out_dir, summary, fills, trades, orders, self.strategy)
 
@@ -415,15 +447,22 @@ def build_live_node(spec: LiveNodeSpec, now_ns: int | None = None) -> LiveRun:
     out_dir.mkdir(parents=True, exist_ok=True)
     now = now_ns if now_ns is not None else time.time_ns()
     slots = plan_slots(spec.roots, spec.markets, now, spec.bar_spec)
-    strategy = strategy_config(
-        spec.strategy,
-        slots,
-        list(spec.roots),
-        spec.roll_policy,
-        venue,
-        spec.strategy_impl,
-        spec.strategy_extra,
-    )
+    parts: StrategyParts | None = None
+    impl, extra, actors = spec.strategy_impl, spec.strategy_extra, list(spec.actors)
+    if spec.strategy_impl is None:
+        parts = strategy_parts(
+            spec.strategy,
+            spec.config_base or config_dir(),
+            slots,
+            venue,
+            out_dir,
+            state_path=spec.risk_state_path,
+            custom_client_id=spec.data.name,
+            mode=spec.mode,
+        )
+        impl, extra = parts.strategy_impl, {**parts.strategy_extra, **spec.strategy_extra}
+        actors = [*parts.actors, *actors]
+    strategy = strategy_config(spec.strategy, slots, list(spec.roots), spec.roll_policy, venue, impl, extra)
     config = TradingNodeConfig(
         trader_id=TraderId(spec.trader_id),
         logging=LoggingConfig(
@@ -440,7 +479,7 @@ def build_live_node(spec: LiveNodeSpec, now_ns: int | None = None) -> LiveRun:
         data_clients={spec.data.name: spec.data.config},  # type: ignore[dict-item]
         exec_clients={spec.execution.name: spec.execution.config},  # type: ignore[dict-item]
         strategies=[strategy],
-        actors=list(spec.actors),
+        actors=actors,
         timeout_connection=spec.timeout_connection,
         timeout_reconciliation=5.0,
         timeout_portfolio=5.0,
@@ -457,9 +496,10 @@ def build_live_node(spec: LiveNodeSpec, now_ns: int | None = None) -> LiveRun:
     node.add_data_client_factory(spec.data.name, spec.data.factory)  # type: ignore[arg-type]
     node.add_exec_client_factory(spec.execution.name, spec.execution.factory)  # type: ignore[arg-type]
     node.build()
+    bind_risk_actors(node.kernel)  # halts go through nautilus's risk engine, as in a backtest
     engine = node.kernel.exec_engine
     for client in list(getattr(engine, "_clients", {}).values()):
         attach = getattr(client, "process_events_synchronously", None)
         if attach is not None:  # an in-process simulated venue (paper): events in backtest order
             attach(engine)
-    return LiveRun(spec, node, slots, now)
+    return LiveRun(spec, node, slots, now, parts)

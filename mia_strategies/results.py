@@ -73,6 +73,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -350,6 +351,92 @@ def per_instrument(trades: pd.DataFrame) -> pd.DataFrame:
     )
     out.index.name = "root"
     return out[columns]
+
+
+#: Columns of ``per_regime.csv`` beside ``root`` and ``regime``.
+PER_REGIME_COLUMNS: tuple[str, ...] = ("bars", "time_share", "trades", "net_pnl", "win_rate")
+
+
+def per_regime(trades: pd.DataFrame, regime_bars: Mapping[str, Mapping[str, int]]) -> pd.DataFrame:
+    """Per root and regime: decision bars spent in it, their share of the root's bars, and the round
+    trips opened in it (count, net P&L, win rate).
+
+    Says whether the edge lives in one regime and how much of the time the book actually sits there.
+    ``regime_bars`` is the strategy's count per root and regime; trades carry the regime of their entry.
+    """
+    keys: set[tuple[str, str]] = {(r, g) for r, per in regime_bars.items() for g in per}
+    frame = pd.DataFrame(
+        {
+            "root": trades["root"].astype(str).to_numpy() if "root" in trades else np.array([], dtype=object),
+            "regime": trades["regime"].fillna("").astype(str).replace("", "unknown").to_numpy()
+            if "regime" in trades
+            else np.array([], dtype=object),
+            "realized_pnl": _column(trades, "realized_pnl") if "realized_pnl" in trades else np.array([]),
+        }
+    )
+    keys.update(zip(frame["root"], frame["regime"], strict=True))
+    rows = []
+    for root, regime in sorted(keys):
+        bars = int(regime_bars.get(root, {}).get(regime, 0))
+        total = sum(regime_bars.get(root, {}).values())
+        pnl = frame.loc[(frame["root"] == root) & (frame["regime"] == regime), "realized_pnl"]
+        rows.append(
+            {
+                "root": root,
+                "regime": regime,
+                "bars": bars,
+                "time_share": bars / total if total else math.nan,
+                "trades": len(pnl),
+                "net_pnl": float(pnl.sum()),
+                "win_rate": float((pnl > 0).mean()) if len(pnl) else math.nan,
+            }
+        )
+    out = pd.DataFrame(rows, columns=["root", "regime", *PER_REGIME_COLUMNS])
+    return out.set_index(["root", "regime"])
+
+
+def per_regime_table(table: pd.DataFrame, title: str = "per regime") -> Table:
+    """The per-regime frame as a console table."""
+    out = Table(title=title)
+    for column in ("root", "regime", "time", "bars", "trades", "net P&L", "win rate"):
+        out.add_column(column, justify="left" if column in ("root", "regime") else "right")
+    for key, row in table.iterrows():
+        root, regime = key if isinstance(key, tuple) else (key, "")
+        out.add_row(
+            str(root),
+            str(regime),
+            _pct(row["time_share"]) if math.isfinite(row["time_share"]) else "-",
+            str(int(row["bars"])),
+            str(int(row["trades"])),
+            _money(row["net_pnl"]),
+            _pct(row["win_rate"]) if math.isfinite(row["win_rate"]) else "-",
+        )
+    return out
+
+
+def add_breakdowns(
+    summary: dict[str, Any],
+    regimes: pd.DataFrame,
+    risk_events: pd.DataFrame,
+) -> dict[str, pd.DataFrame]:
+    """Put the per-regime results and risk-event counts into ``summary``; return them as report sections."""
+    summary["per_regime"] = json.loads(regimes.reset_index().to_json(orient="records"))
+    sections = {"Per regime (time in regime, P&L of trades entered in it)": regimes}
+    if not risk_events.empty:
+        summary["risk_events"] = {
+            str(root): {str(k): int(v) for k, v in row.items()} for root, row in risk_events.iterrows()
+        }
+        sections["Risk events per instrument"] = risk_events
+    return sections
+
+
+def _frame_html(frame: pd.DataFrame, heading: str) -> str:
+    """A small HTML table under a heading (index columns included)."""
+    if frame.empty:
+        return ""
+    body = frame.reset_index().to_html(index=False, float_format=lambda v: f"{v:,.4g}", na_rep="-", border=0)
+    body = body.replace('class="dataframe"', 'class="summary"')
+    return f"<h2>{html.escape(heading)}</h2>\n{body}"
 
 
 # -- files -----------------------------------------------------------------------------------------
@@ -673,6 +760,7 @@ table.summary td {{ text-align: right; padding: 2px 0; font-variant-numeric: tab
 <body>
 <h1>{title}</h1>
 {table}
+{sections}
 {figure}
 </body>
 </html>
@@ -685,8 +773,12 @@ def write_report(
     trades: pd.DataFrame,
     summary: Mapping[str, object],
     title: str = "MIA backtest",
+    sections: Mapping[str, pd.DataFrame] | None = None,
 ) -> Path:
-    """``report.html``: one self-contained file (plotly.js inlined) that opens on an offline host."""
+    """``report.html``: one self-contained file (plotly.js inlined) that opens on an offline host.
+
+    ``sections`` adds one table per heading (per-regime results, risk events per instrument).
+    """
     start = summary.get("starting_balance")
     if isinstance(start, int | float) and math.isfinite(start) and start > 0:
         starting_balance = float(start)
@@ -694,7 +786,8 @@ def write_report(
         starting_balance = float(equity.iloc[0]) if not equity.empty else 1.0
     figure = _report_figure(equity, trades, starting_balance)
     body = figure.to_html(full_html=False, include_plotlyjs=True)
-    page = _PAGE.format(title=html.escape(title), table=_summary_html(summary), figure=body)
+    extra = "\n".join(_frame_html(frame, heading) for heading, frame in (sections or {}).items())
+    page = _PAGE.format(title=html.escape(title), table=_summary_html(summary), sections=extra, figure=body)
     return _atomic_write(Path(out_dir) / "report.html", page)
 
 
@@ -709,6 +802,8 @@ __all__ = [
     "compute_summary",
     "daily_returns",
     "per_instrument",
+    "per_regime",
+    "per_regime_table",
     "summary_table",
     "write_report",
     "write_summary",

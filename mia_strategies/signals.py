@@ -3,8 +3,8 @@
 A provider has a ``name`` and one method, ``signal(context) -> TradeSignal | None``. The context is a
 plain dataclass (recent bars as numpy arrays, ATR, features by name, the regime), built by the MIA
 strategy in the engine and by the research environment offline, so the same provider object runs in
-both. Rule-based providers ship here; an RL policy plugs in later as another provider (its
-``signal`` calls ``predict`` once per bar).
+both. Rule-based providers ship here; the RL policies and their ensemble (``rl_policy``,
+``rl_ensemble``, ``mia_strategies/providers/``) register their kinds when a router names them.
 
 A signal carries a direction, the probability that the direction is right (the router enters only
 above its threshold, 0.65 by default), quantiles of the expected return over the signal's horizon
@@ -16,6 +16,7 @@ whose mean gives that probability of a move in the signal's direction, with ATR 
 its standard deviation.
 """
 
+import importlib
 import math
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -88,6 +89,9 @@ class SignalContext:
     regime: str
     regime_probabilities: Mapping[str, float] = field(default_factory=dict)
     features: Mapping[str, float] = field(default_factory=dict)
+    #: Signed contracts the strategy holds in the root; None when unknown (an RL provider then assumes
+    #: it holds its own last target, as the environment does). RL observations include the position.
+    position: int | None = None
 
 
 @runtime_checkable
@@ -203,9 +207,48 @@ def register_provider_kind(kind: str, factory: ProviderFactory) -> None:
     PROVIDER_KINDS[kind] = factory
 
 
+#: Kinds whose factories register themselves when their module is imported: the RL providers, kept
+#: out of this module's imports (they import it) and loaded only by a router that names them.
+_KIND_MODULES: dict[str, str] = {
+    "rl_policy": "mia_strategies.providers.signal",
+    "rl_ensemble": "mia_strategies.providers.signal",
+}
+
+
+def provider_factory(kind: str) -> ProviderFactory:
+    """The factory of a provider kind, importing the module that registers it when needed."""
+    if kind not in PROVIDER_KINDS and kind in _KIND_MODULES:
+        importlib.import_module(_KIND_MODULES[kind])
+    factory = PROVIDER_KINDS.get(kind)
+    if factory is None:
+        raise ValueError(f"unknown provider kind {kind!r}: use {', '.join(sorted({*PROVIDER_KINDS, *_KIND_MODULES}))}")
+    return factory
+
+
 def build_providers(router: RouterConfig) -> dict[str, SignalProvider]:
     """One provider object per entry of the router config's ``providers``."""
-    return {name: PROVIDER_KINDS[params.kind](name, params) for name, params in router.providers.items()}
+    return {name: provider_factory(params.kind)(name, params) for name, params in router.providers.items()}
+
+
+def prepare_providers(providers: Mapping[str, SignalProvider], roots: Sequence[str]) -> None:
+    """Let providers that load models (``prepare(roots)``) load them for ``roots`` now.
+
+    Called when a node is planned, a missing or unreadable model is a one-line ``ConfigError`` before
+    any engine exists (``prepare_providers(build_providers(router), roots)``); called when the strategy
+    starts, no model file is read on the event loop.
+    """
+    for provider in providers.values():
+        prepare = getattr(provider, "prepare", None)
+        if prepare is not None:
+            prepare(list(roots))
+
+
+def close_providers(providers: Mapping[str, SignalProvider]) -> None:
+    """Stop what providers run beside the node (an RL policy's online learners) when it stops."""
+    for provider in providers.values():
+        close = getattr(provider, "close", None)
+        if close is not None:
+            close()
 
 
 def history_needed(providers: Mapping[str, SignalProvider]) -> int:

@@ -137,6 +137,7 @@ def test_live_dry_run_trades_end_to_end_against_both_simulators(tmp_path: Path) 
         "--out",
         str(out),
         timeout=180,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "DRY RUN" in result.stdout

@@ -27,6 +27,9 @@ from mia_strategies.backtest import plan_backtest
 from mia_strategies.config import BacktestConfig
 from mia_strategies.config import FillModelSettings
 from mia_strategies.config import VenueSettings
+from mia_strategies.risk.config import ExitSettings
+from mia_strategies.risk.config import KillSwitchSettings
+from mia_strategies.risk.config import ModeSettings
 from mia_strategies.risk.config import RiskConfig
 from mia_strategies.risk.config import RouterConfig
 from mia_strategies.risk.config import load_risk
@@ -269,3 +272,51 @@ def test_a_carried_but_missing_anomaly_feature_blocks_entries(tmp_path):
     names = ["spoofing_score"]
     decisions, trades, _, _ = _run_with_features(tmp_path, names, lambda ts, c: {names[0]: float("nan")})
     assert [d for d in decisions if d[2] == "entry"] == [] and trades == []
+
+
+def test_a_stop_closer_than_the_spread_is_widened_not_skipped(tmp_path):
+    # a quiet, steady climb quoted 3 ticks wide, stops kept 12 ticks beyond the spread: 2 x ATR is closer
+    quiet = (Segment(35, 0.5, 0.5, 3, 10), Segment(60, 1.0, 0.5, 3, 12))
+    ticks = build_ticks(StressPath("plain", quiet, 3), MARKETS)
+    risk = RiskConfig(exits=ExitSettings(min_stop_ticks=12))
+    monitor = new_monitor(ticks, risk)
+    with mia_run(ticks, tmp_path, risk, ROUTER, extra_actors=[monitor]) as (run, out):
+        decisions = list(run.strategy.decisions)
+    assert monitor.violations == []
+    assert [d for d in decisions if d[2] == "widen"]
+    entries = [s for s in read_journal(out / TRADE_SNAPSHOTS) if s["kind"] == "entry"]
+    plans = [(s["decision"]["plan"], s["decision"]["risk_state"]) for s in entries]
+    widened = [plan for plan, state in plans if plan["stop_distance"] > state["stop_distance"]]
+    assert widened  # entered on the wider stop rather than skipped
+    tick = 0.25  # ES and MNQ
+    for snap in entries:
+        decision = snap["decision"]
+        stop, bid, ask = decision["plan"]["stop_price"], decision["bid"], decision["ask"]
+        beyond = bid - stop if snap["side"] == "BUY" else stop - ask
+        assert beyond >= risk.exits.min_stop_ticks * tick - 1e-9, snap
+
+
+def test_an_unconfident_regime_trades_on_the_defensive_leverage_cap(tmp_path):
+    # the router trusts no regime (confidence 0.99 needed), so it trades the defensive mode; the risk
+    # actor still reads the regime's label and publishes its 5x / 4x cap: the strategy holds to 1x
+    router = RouterConfig(
+        probability_threshold=0.55,
+        min_regime_confidence=0.99,
+        modes={
+            "trend": ModeSettings(providers=["momentum"]),
+            "range": ModeSettings(providers=["mean_reversion"]),
+            "defensive": ModeSettings(providers=["momentum"]),
+        },
+    )
+    risk = RiskConfig(kill_switches=KillSwitchSettings(max_contracts={"ES": 4, "MNQ": 10}, max_contracts_total=14))
+    ticks = build_ticks(StressPath("plain", TRENDING, 11), MARKETS)
+    monitor = new_monitor(ticks, risk)
+    with mia_run(ticks, tmp_path, risk, router, extra_actors=[monitor]) as (_, out):
+        pass
+    assert monitor.violations == []
+    snapshots = read_journal(out / TRADE_SNAPSHOTS)
+    entries = [s for s in snapshots if s["kind"] == "entry" and s["root"] == "ES" and s["mode"] == "defensive"]
+    assert entries
+    assert any(s["decision"]["risk_state"]["leverage_cap"] > 1 for s in entries)
+    # $1M at 1x buys two ES contracts (about $341k each); 4x would allow the limit of four
+    assert all(s["decision"]["size"]["contracts"] <= 2 for s in entries)

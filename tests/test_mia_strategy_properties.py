@@ -7,7 +7,8 @@ backtest runner (``plan_backtest`` -> ``build_run_config`` -> ``BacktestNode``, 
 model, quote guard and fee model) with the bar-rule actor, the risk actor and the MIA strategy.
 A monitor actor, subscribed after them, checks on every quote and every order and position event:
 
-- position size never exceeds the per-root or total contract limit, nor the risk state's allowance;
+- position size never exceeds the per-root or total contract limit, nor the risk state's allowance,
+  and an entry never takes the book's notional beyond the leverage cap it was sized under;
 - no order is submitted while HALTED, nor an exposure-increasing one while REDUCING, and the strategy
   never sends an order the risk engine has to deny;
 - every open position has venue-held stops covering it, on the loss side, never loosened, never
@@ -42,6 +43,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
+from nautilus_trader.model.data import DataType
 from nautilus_trader.model.data import QuoteTick
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import OrderType
@@ -52,8 +54,10 @@ from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.events import OrderModifyRejected
 from nautilus_trader.model.events import OrderSubmitted
 from nautilus_trader.model.events import PositionClosed
+from nautilus_trader.model.events import PositionEvent
 from nautilus_trader.model.identifiers import InstrumentId
 
+from catalog.types import RiskState
 from mia_strategies import sessions
 from mia_strategies.actors.risk import RiskActor
 from mia_strategies.actors.risk import find_risk_engine
@@ -91,6 +95,8 @@ EXAMPLES = int(os.environ.get("MIA_PROPERTY_EXAMPLES", "12"))
 #: CI draws the same examples every run; ``MIA_PROPERTY_RANDOM=1`` explores new ones.
 DERANDOMIZE = os.environ.get("MIA_PROPERTY_RANDOM", "") != "1"
 _MINUTE = 60_000_000_000
+#: Slack on the leverage check: the fill comes a quote after the decision, at the far side of the spread.
+_LEVERAGE_SLACK = 0.02
 _WORKING_STOP = ("SUBMITTED", "ACCEPTED", "TRIGGERED", "PENDING_UPDATE", "PENDING_CANCEL", "PARTIALLY_FILLED")
 
 
@@ -116,11 +122,15 @@ class PropertyMonitor(Actor):
         self.day_start: float | None = None
         self.peak: float | None = None
         self.engine: Any = None
+        self.leverage_cap: dict[str, float] = {}  # latest RiskState per contract
+        self.entry_cap: dict[str, float] = {}  # the cap when the contract's last entry was sent
+        self.position_qty: dict[str, Decimal] = {}
 
     def on_start(self) -> None:
         self.engine = find_risk_engine(self)
         for instrument_id in self.roots:
             self.subscribe_quote_ticks(InstrumentId.from_str(instrument_id))
+        self.subscribe_data(DataType(RiskState))
         self.msgbus.subscribe("events.order.*", self._on_order_event)
         self.msgbus.subscribe("events.position.*", self._on_position_event)
 
@@ -204,6 +214,23 @@ class PropertyMonitor(Actor):
         if sum(held.values()) > limits.max_contracts_total:
             self.fail(ts, f"{sum(held.values())} contracts in total > limit {limits.max_contracts_total}")
 
+    def check_leverage(self, ts: int, instrument_id: str) -> None:
+        """After exposure grew on ``instrument_id``: the book's notional within the cap its entry was sized under."""
+        cap = self.entry_cap.get(instrument_id)
+        equity = self.equity()
+        if cap is None or equity is None or equity <= 0:
+            return
+        notional = 0.0
+        for position in self.cache.positions_open():
+            quote = self.cache.quote_tick(position.instrument_id)
+            if quote is None:
+                return
+            mid = (quote.bid_price.as_double() + quote.ask_price.as_double()) / 2
+            notional += position.quantity.as_double() * self.multipliers[position.instrument_id.value] * mid
+        self.checks["leverage"] += 1
+        if notional > cap * equity * (1 + _LEVERAGE_SLACK):
+            self.fail(ts, f"notional {notional:.0f} = {notional / equity:.2f}x equity after an entry > cap {cap:g}x")
+
     # -- accounting
 
     def check_accounting(self, ts: int) -> None:
@@ -240,6 +267,10 @@ class PropertyMonitor(Actor):
 
     # -- handlers
 
+    def on_data(self, data: Any) -> None:
+        if isinstance(data, RiskState):
+            self.leverage_cap[data.instrument_id.value] = data.leverage_cap
+
     def on_quote_tick(self, tick: QuoteTick) -> None:
         self.check_protection(tick.ts_event)
         self.check_kill_switches(tick.ts_event)
@@ -269,6 +300,9 @@ class PropertyMonitor(Actor):
         order = self.cache.order(event.client_order_id)
         state = self.engine.trading_state
         self.checks["submitted"] += 1
+        if order is not None and "entry" in (order.tags or []):
+            key = event.instrument_id.value
+            self.entry_cap[key] = self.leverage_cap.get(key, 0.0)  # no risk state: any entry is over the cap
         if state == TradingState.HALTED:
             self.fail(ts, f"order {event.client_order_id} submitted while HALTED")
         elif (
@@ -288,6 +322,12 @@ class PropertyMonitor(Actor):
     def _on_position_event(self, event: Any) -> None:
         if isinstance(event, PositionClosed):
             self.closed_realized += event.realized_pnl.as_decimal()
+        if isinstance(event, PositionEvent):
+            key = event.position_id.value
+            qty = event.quantity.as_decimal() if not isinstance(event, PositionClosed) else Decimal(0)
+            if qty > self.position_qty.get(key, Decimal(0)):
+                self.check_leverage(event.ts_event, event.instrument_id.value)
+            self.position_qty[key] = qty
         self.check_protection(event.ts_event)
         self.check_accounting(event.ts_event)
 
@@ -320,6 +360,7 @@ def mia_run(
     extra_actors: Sequence[Actor] = (),
     state_path: Path | None = None,
     feature_sets: dict[str, list[str]] | None = None,
+    macro_calendar: Path | None = None,
 ) -> Iterator[tuple[MiaNodeRun, Path]]:
     """Write ``ticks`` to a catalog in ``folder``, run the MIA runner over it; yield the run and its folder."""
     catalog = write_stress_catalog(ticks, folder / "catalog")
@@ -335,7 +376,13 @@ def mia_run(
         strategy_extra=mia_strategy_extra(router, risk, out, feature_sets),
     )
     actors = mia_actor_configs(
-        plan.slots, MARKETS.venue, risk, out, state_path or out / "risk_state.json", feature_sets
+        plan.slots,
+        MARKETS.venue,
+        risk,
+        out,
+        state_path or out / "risk_state.json",
+        feature_sets,
+        macro_calendar=macro_calendar,
     )
     run_config = with_actors(build_run_config(plan), actors)
     with run_mia_node(run_config, extra_actors) as run:
@@ -452,6 +499,10 @@ _kill_switches = st.builds(
     flatten_on_halt=st.booleans(),
     sticky=st.sampled_from([[], ["max_drawdown"]]),
 )
+#: The shipped caps, or caps tight enough to bind before the contract limits on a $1M account.
+_leverage = st.sampled_from(
+    [RiskConfig().leverage, {"trend": 1.5, "range": 1.2, "defensive": 1.0}],
+)
 
 
 @pytest.mark.slow
@@ -466,14 +517,16 @@ _kill_switches = st.builds(
 @given(
     path=_paths,
     kill=_kill_switches,
+    leverage=_leverage,
     threshold=st.sampled_from([0.55, 0.65]),
     fill_seed=st.integers(0, 1000),
     cut=st.floats(0.3, 0.9),
 )
-def test_every_path_keeps_every_risk_property(tmp_path_factory, path, kill, threshold, fill_seed, cut):
+def test_every_path_keeps_every_risk_property(tmp_path_factory, path, kill, leverage, threshold, fill_seed, cut):
     note(str(path))
     note(f"kill switches: {kill}")
-    risk = RiskConfig(kill_switches=kill)
+    note(f"leverage caps: {leverage}")
+    risk = RiskConfig(kill_switches=kill, leverage=leverage)
     router = RouterConfig(probability_threshold=threshold)
     ticks = build_ticks(path, MARKETS)
     base = run_path(ticks, tmp_path_factory.mktemp("base"), risk, router, fill_seed)
@@ -504,3 +557,32 @@ def test_every_path_keeps_every_risk_property(tmp_path_factory, path, kill, thre
 
 def _iso(ts_ns: int) -> str:
     return iso(ts_ns)
+
+
+class _NarrowCapMonitor(PropertyMonitor):
+    """A monitor told every leverage cap is a tenth of what the risk actor published."""
+
+    def on_data(self, data: Any) -> None:
+        if isinstance(data, RiskState):
+            self.leverage_cap[data.instrument_id.value] = data.leverage_cap / 10
+
+
+def test_the_leverage_check_catches_an_entry_beyond_its_cap(tmp_path):
+    path = StressPath("plain", (WARMUP, Segment(40, 3.0, 2.5, 1, 12), Segment(30, -3.0, 2.5, 1, 12)), 11)
+    ticks = build_ticks(path, MARKETS)
+    risk = RiskConfig()
+    base = new_monitor(ticks, risk)
+    narrow = _NarrowCapMonitor(risk, base.roots, base.multipliers)
+    with mia_run(ticks, tmp_path, risk, RouterConfig(probability_threshold=0.55), extra_actors=[narrow]) as _:
+        pass
+    assert narrow.checks["leverage"] > 0
+    assert any("x equity after an entry > cap" in v for v in narrow.violations), narrow.violations[:3]
+
+
+def test_a_path_prints_as_a_readable_block():
+    path = StressPath("roll", (WARMUP, Segment(10, -2.5, 4.0, 2, 20, gap_minutes=12, jump_ticks=-40)), 7)
+    assert str(path).splitlines() == [
+        "StressPath roll from 2025-12-11T13:40:00Z seed 7 roots ES,MNQ:",
+        "  1. 35m drift +0.5t/m vol 2.0t/m spread 1t 10q/m",
+        "  2. 10m drift -2.5t/m vol 4.0t/m spread 2t 20q/m, after a 12m gap, jump -40t",
+    ]

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO
 from conftest import run_mia
 from iqfeed_fixtures import client_config
 from iqfeed_fixtures import current_ids
@@ -131,7 +130,9 @@ def test_paper_settings_build_the_sandbox_config_with_commissions(markets):
 
 def test_cli_paper_simulate_runs_end_to_end(tmp_path):
     out = tmp_path / "run"
-    result = run_mia("paper", "--simulate", "--duration", "6", "--out", str(out), "--log-level", "ERROR", timeout=150)
+    result = run_mia(
+        "paper", "--simulate", "--duration", "6", "--out", str(out), "--log-level", "ERROR", timeout=150, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "paper run stopped" in result.stdout and str(out) in result.stdout.replace("\n", "")
     files = ("fills.csv", "orders.csv", "positions.csv", "equity.csv", "summary.json", "report.html", "run.json")
@@ -145,7 +146,7 @@ def test_cli_paper_stops_cleanly_on_sigint(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, "-m", "mia_strategies.cli", "paper", "--simulate", "--out", str(out), "--log-level", "ERROR"],
-        cwd=REPO,
+        cwd=tmp_path,  # the risk state file (relative to the working folder) stays out of the repository
         env={**os.environ},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -173,7 +174,9 @@ def test_cli_paper_stops_cleanly_on_sigint(tmp_path):
 
 
 def test_cli_paper_without_iqconnect_is_one_line(tmp_path):
-    result = run_mia("paper", "--level1-port", "1", "--out", str(tmp_path / "r"), "--duration", "1", timeout=60)
+    result = run_mia(
+        "paper", "--level1-port", "1", "--out", str(tmp_path / "r"), "--duration", "1", timeout=60, cwd=tmp_path
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "no IQConnect at 127.0.0.1:1" in lines[0] and "--simulate" in lines[0]

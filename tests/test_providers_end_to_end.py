@@ -24,6 +24,7 @@ from mia_strategies.backtest import plan_backtest
 from mia_strategies.backtest import run_backtest
 from mia_strategies.cli import app
 from mia_strategies.config import BacktestConfig
+from mia_strategies.errors import ConfigError
 from mia_strategies.features.sets import load_feature_sets
 from mia_strategies.providers.network import PolicyNetwork
 from mia_strategies.providers.signal import RlEnsembleParams
@@ -31,7 +32,12 @@ from mia_strategies.providers.signal import RlEnsembleProvider
 from mia_strategies.providers.signal import RlPolicyParams
 from mia_strategies.providers.signal import RlPolicyProvider
 from mia_strategies.providers.signal import version_path
+from mia_strategies.risk.config import RouterConfig
+from mia_strategies.risk.journal import TRADE_SNAPSHOTS
+from mia_strategies.risk.journal import read_journal
 from mia_strategies.signals import SignalContext
+from mia_strategies.signals import build_providers
+from mia_strategies.signals import prepare_providers
 from mia_strategies.strategies.base import MiaStrategy
 from mia_strategies.strategies.base import MiaStrategyConfig
 from research.env import TradingEnv
@@ -229,13 +235,20 @@ def test_mia_train_errors_are_one_line(workspace):
     assert result.returncode == 2 and "NQ" in result.stderr and result.stderr.strip().count("\n") == 0
 
 
-def test_mia_ensemble_build_registers_members_and_logs_weights(workspace, trained):
-    runner = CliRunner()
-    built = runner.invoke(
+@pytest.fixture(scope="module")
+def ensemble_built(workspace, trained):
+    """`mia ensemble build` over the trained SAC, PPO and DDPG: the CLI output."""
+    built = CliRunner().invoke(
         app, ["ensemble", "build", "--market", "ES", "--catalog", str(workspace["catalog"])], env=workspace["env"]
     )
     assert built.exit_code == 0, built.output
-    assert "ensemble_weights" in built.output and "registered ES/ensemble/v0001" in built.output.replace("\n", "")
+    return built.output
+
+
+def test_mia_ensemble_build_registers_members_and_logs_weights(workspace, ensemble_built):
+    runner = CliRunner()
+    assert "ensemble_weights" in ensemble_built
+    assert "registered ES/ensemble/v0001" in ensemble_built.replace("\n", "")
     manifest = json.loads((workspace["models"] / "ES" / "ensemble" / "v0001" / "manifest.json").read_text())
     assert [m["algo"] for m in manifest["members"]] == ["sac", "ppo", "ddpg"]
     assert manifest["prior_weights"] == [0.4, 0.3, 0.3] and set(manifest["posterior_weights"]) == {"sac", "ppo", "ddpg"}
@@ -383,3 +396,61 @@ def test_exported_policy_file_is_what_the_provider_runs(workspace, trained):
     network = PolicyNetwork.load(folder / "policy.npz")
     provider = RlPolicyProvider("ppo", RlPolicyParams(registry=workspace["models"], algo="ppo"))
     assert provider.runner("ES").policy.network.kind == network.kind == "gaussian"
+
+
+# -- the trained ensemble as the MIA router's provider in `mia backtest` -------------------------------
+
+
+def _ensemble_router(registry: Path) -> dict:
+    """Every mode asks only the ensemble (defensive too: the demo's bar-rule regimes are often unsure)."""
+    mode = {"providers": ["ens"], "rth_only": False, "cooldown_bars": 0}
+    return {
+        "probability_threshold": 0.6,
+        "providers": {"ens": {"kind": "rl_ensemble", "registry": str(registry)}},
+        "modes": {"trend": mode, "range": mode, "defensive": {**mode, "size_scale": 1.0}},
+    }
+
+
+def test_trained_ensemble_drives_mia_backtest_as_the_router_provider(workspace, ensemble_built, tmp_path):
+    config = tmp_path / "config"
+    shutil.copytree(workspace["config"], config)
+    # the inference set the members were trained on (another test rewrites the workspace's with SHAP)
+    shutil.copy(REPO / "config" / "feature_sets.yaml", config / "feature_sets.yaml")
+    probability = yaml.safe_load((config / "trade_probability_config.yaml").read_text())
+    probability["entry_threshold"] = 0.6  # two of three tiny members agreeing is enough to trade
+    (config / "trade_probability_config.yaml").write_text(yaml.safe_dump(probability))
+    (config / "router_config.yaml").write_text(yaml.safe_dump(_ensemble_router(workspace["models"])))
+    checked = run_mia("config", "check", str(config / "router_config.yaml"), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+
+    out = tmp_path / "run"
+    args = ("backtest", "--catalog", str(workspace["catalog"]), "--instruments", "ES", "--out", str(out))
+    result = run_mia(*args, cwd=tmp_path, env={"MIA_CONFIG_DIR": str(config)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    entries = [s for s in read_journal(out / TRADE_SNAPSHOTS) if s["kind"] == "entry"]
+    assert entries, "the ensemble never reached the entry threshold"
+    trained_on = json.loads((version_path(workspace["models"], "ES", "sac", None) / "manifest.json").read_text())
+    for entry in entries:
+        signal = entry["decision"]["signal"]
+        assert signal["provider"] == "ens" and signal["probability"] > 0.6
+        assert signal["direction"] in (-1, 1)
+        # the feature actor published every feature the members were trained on
+        assert set(trained_on["feature_set"]["names"]) <= set(entry["decision"]["features"])
+    assert json.loads((out / "summary.json").read_text())["trades"] >= 1
+    # the ensemble's health went out on mia.metrics (recorded for the dashboard and the alert rules)
+    metrics = [json.loads(line) for line in (out / "model_metrics.jsonl").read_text().splitlines()]
+    ensemble = [m for m in metrics if m.get("source") == "ens"]
+    assert ensemble and all(abs(sum(m["ensemble_weights"].values()) - 1.0) < 1e-6 for m in ensemble)
+    assert set(ensemble[0]["ensemble_weights"]) == {"sac", "ppo", "ddpg"}
+
+    # a missing model is a one-line error before the run, from the CLI as from the API
+    bad = tmp_path / "bad-config"
+    shutil.copytree(config, bad)
+    (bad / "router_config.yaml").write_text(yaml.safe_dump(_ensemble_router(tmp_path / "no_models")))
+    args = ("backtest", "--catalog", str(workspace["catalog"]), "--instruments", "ES", "--out", str(tmp_path / "r2"))
+    failed = run_mia(*args, cwd=tmp_path, env={"MIA_CONFIG_DIR": str(bad)})
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1 and "no ensemble model for ES" in failed.stderr
+    router = RouterConfig.model_validate(_ensemble_router(tmp_path / "no_models"))
+    with pytest.raises(ConfigError, match=r"no ensemble model for ES .*`mia ensemble build --market ES`$"):
+        prepare_providers(build_providers(router), ["ES"])

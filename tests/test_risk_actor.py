@@ -99,6 +99,9 @@ def test_risk_state_is_published_on_change_and_written_with_warm_up_first(tmp_pa
             if s["instrument_id"] == key
         ]
         assert all(a != b for a, b in itertools.pairwise(mine))
+    # a fill changes what is allowed: published at the position event, not only at the next bar
+    between_bars = [s for s in states if pd.Timestamp(s["ts"]).value % 60_000_000_000]
+    assert between_bars and any(s["allowed_contracts"] < 2 for s in between_bars if s["instrument_id"] == "ESZ25.GLBX")
     assert entries
     first_warm = min(pd.Timestamp(s["ts"]).value for s in warm)
     assert all(ts >= first_warm for ts, *_ in entries)
@@ -226,6 +229,34 @@ def test_macro_release_opens_a_flat_window_and_closes_it(tmp_path):
     assert entries and any(ts >= window[1] for ts, *_ in entries)  # trading resumed after it
     assert final_state == TradingState.ACTIVE
     assert "macro:FOMC" in exits or all(ts >= window[1] or ts < window[0] for ts, *_ in entries)
+
+
+def test_a_macro_calendar_file_opens_flat_windows_once_each_release_is_known(tmp_path):
+    calendar = tmp_path / "calendar.csv"
+    calendar.write_text(
+        "date,time,timezone,name,importance,country,known_from\n"
+        "2025-12-09,13:30,America/New_York,FOMC: rate decision,3,US,\n"
+        "2025-12-09,13:40,America/New_York,PPI: producer prices,2,US,\n"  # below min_importance
+        "2025-12-09,13:50,America/New_York,CPI: rescheduled,3,US,2025-12-09 13:45\n"  # known 5 minutes before
+    )
+    path = _path(segments=(Segment(35, 0.5, 2.0, 1, 10), Segment(90, 3.0, 2.5, 1, 12)))
+    risk = RiskConfig(macro=MacroSettings(flat_minutes_before=10, resume_minutes_after=5))
+    collector = AlertCollector()
+    with mia_run(
+        build_ticks(path, MARKETS), tmp_path / "run", risk, ROUTER, extra_actors=[collector], macro_calendar=calendar
+    ) as _:
+        pass
+    blocks = [(a.ts_ns, a.kind, a.reason) for a in collector.alerts if a.kind in ("block", "unblock")]
+
+    def at(text: str) -> int:
+        return pd.Timestamp(text).value
+
+    assert blocks == [
+        (at("2025-12-09T18:20:00Z"), "block", "macro:FOMC: rate decision"),
+        (at("2025-12-09T18:35:00Z"), "unblock", "macro:FOMC: rate decision"),
+        (at("2025-12-09T18:45:00Z"), "block", "macro:CPI: rescheduled"),  # not at 18:40: unknown until 18:45
+        (at("2025-12-09T18:55:00Z"), "unblock", "macro:CPI: rescheduled"),
+    ]
 
 
 def test_cvar_breach_blocks_and_flattens_for_the_rest_of_the_day(tmp_path):

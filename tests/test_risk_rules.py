@@ -25,6 +25,7 @@ from mia_strategies.risk.config import FeatureNameSettings
 from mia_strategies.risk.config import KillSwitchSettings
 from mia_strategies.risk.config import SizingSettings
 from mia_strategies.risk.cvar import cvar_loss
+from mia_strategies.risk.exits import minimum_stop_distance
 from mia_strategies.risk.exits import payoff_ratio
 from mia_strategies.risk.exits import plan_exits
 from mia_strategies.risk.exits import split_quantity
@@ -429,3 +430,16 @@ def test_money_quantities_stay_whole():
     markets = load_markets()
     es = build_futures_contract(parse_contract_symbol("ESZ25", markets), markets)
     assert es.make_qty(3) == Quantity.from_int(3)
+
+
+@given(
+    bid_ticks=st.integers(1, 400_000),
+    spread_ticks=st.integers(0, 40),
+    min_ticks=st.integers(1, 50),
+)
+def test_the_minimum_stop_distance_is_the_nearest_grid_stop_that_clears_the_spread(bid_ticks, spread_ticks, min_ticks):
+    bid, ask = bid_ticks * TICK, (bid_ticks + spread_ticks) * TICK
+    distance = minimum_stop_distance(bid, ask, TICK, min_ticks)
+    assert stop_clears_spread(distance, bid, ask, TICK, min_ticks)
+    assert not stop_clears_spread(distance - TICK, bid, ask, TICK, min_ticks)
+    assert distance / TICK == round(distance / TICK)

@@ -1,11 +1,11 @@
 """The risk actor (``risk_manager``): watches the portfolio, publishes ``RiskState``, enforces halts.
 
-On every bar of every traded contract it publishes what risk allows now for that instrument
-(``RiskState``: contracts allowed by leverage cap, margin and contract limits, stop, target and
-trailing distances, trading state), when any of it changed, and appends it to
-``risk_states.jsonl`` in the run folder. It watches equity on every quote while a position is open,
-and on every fill: a kill-switch breach (daily loss, drawdown from the peak, contracts held, order
-rate) halts trading **in the same event**.
+On every bar of every traded contract, and after every position change, it publishes what risk
+allows now for that instrument (``RiskState``: contracts allowed by leverage cap, margin and
+contract limits, stop, target and trailing distances, trading state), when any of it changed, and
+appends it to ``risk_states.jsonl`` in the run folder. It watches equity on every quote while a
+position is open, and on every fill: a kill-switch breach (daily loss, drawdown from the peak,
+contracts held, order rate) halts trading **in the same event**.
 
 Halts are enforced by nautilus's risk engine, not by the strategy's good will. nautilus 1.221 has no
 message or actor API for the trading state: ``RiskEngine.set_trading_state`` is the one public
@@ -113,6 +113,9 @@ class RiskActorConfig(ActorConfig, frozen=True):
     feature_sets : dict[str, list[str]]
         Ordered feature names of each feature set (from ``config/feature_sets.yaml``); the bar-rule
         set is always known.
+    macro_calendar : str, optional
+        A macro calendar file (``config/macro_calendar.csv``): its high-impact releases open flat
+        windows without a ``MacroEvent`` stream on the bus (each from the time it became known).
     """
 
     slots: list[ContractSlot]
@@ -121,6 +124,7 @@ class RiskActorConfig(ActorConfig, frozen=True):
     run_dir: str | None = None
     state_path: str | None = None
     feature_sets: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    macro_calendar: str | None = None
 
 
 class _Contract:
@@ -146,11 +150,13 @@ def find_risk_engine(actor: Actor) -> RiskEngine | None:
 
 
 def bind_risk_actors(kernel: Any) -> int:
-    """Hand the kernel's risk engine to every risk actor of its trader; return how many were bound."""
+    """Hand the kernel's risk engine to every actor that halts trading (the risk actor, operator
+    control); return how many were bound."""
     count = 0
     for actor in kernel.trader.actors():
-        if isinstance(actor, RiskActor):
-            actor.bind_risk_engine(kernel.risk_engine)
+        bind = getattr(actor, "bind_risk_engine", None)
+        if bind is not None:
+            bind(kernel.risk_engine)
             count += 1
     return count
 
@@ -246,6 +252,8 @@ class RiskActor(Actor):
         self.msgbus.subscribe("events.order.*", self._on_order_event, priority=_EVENT_PRIORITY)
         self.msgbus.subscribe("events.position.*", self._on_position_event, priority=_EVENT_PRIORITY)
         self._restore(self.clock.timestamp_ns())
+        if self._config.macro_calendar:
+            self._load_calendar(Path(self._config.macro_calendar))
 
     def on_stop(self) -> None:
         """Persist the ledger and close the journals."""
@@ -324,6 +332,9 @@ class RiskActor(Actor):
         if isinstance(event, PositionClosed):
             self._record_trade(event)
         self._update_trading_state(ts)
+        for key in self._contracts:  # a fill moves what is allowed now: publish it, not at the next bar
+            if key in self._published:
+                self._publish(key, ts)
 
     def _record_trade(self, event: PositionClosed) -> None:
         """A closed trade's return on equity feeds the CVaR window."""
@@ -335,6 +346,8 @@ class RiskActor(Actor):
         if before <= 0:
             return
         self._trade_returns.append(realized / before)
+        if event.ts_event - self._persisted_ns >= _PEAK_PERSIST_NS:
+            self._persist()  # keeps the equity peak current across a restart (at most hourly)
         cfg = self.risk.cvar
         if len(self._trade_returns) < cfg.min_trades or "cvar" in self._blocks:
             return
@@ -342,8 +355,6 @@ class RiskActor(Actor):
         if loss > cfg.limit:
             detail = f"CVaR{cfg.alpha:g} of the last {len(self._trade_returns)} trades {loss:.4f} > {cfg.limit:g}"
             self._block("cvar", detail, event.ts_event, cfg.flatten)
-        if event.ts_event - self._persisted_ns >= _PEAK_PERSIST_NS:
-            self._persist()  # keeps the equity peak current across a restart (at most hourly)
 
     # -- MEASUREMENT --------------------------------------------------------------------------------
 
@@ -553,6 +564,24 @@ class RiskActor(Actor):
             self.log.warning(f"risk {kind}: {reason} {detail}")
 
     # -- MACRO EVENTS -------------------------------------------------------------------------------
+
+    def _load_calendar(self, path: Path) -> None:
+        """Schedule the calendar's releases, each once it is known (``ts_init``): no look-ahead."""
+        from catalog.macro import load_macro_calendar
+
+        now = self.clock.timestamp_ns()
+        horizon = self.risk.macro.resume_minutes_after * 60 * _NS_PER_S
+        for event in load_macro_calendar(path):
+            if event.importance < self.risk.macro.min_importance or event.ts_event + horizon <= now:
+                continue
+            if event.ts_init <= now:
+                self._schedule_macro(event)
+            else:
+                self.clock.set_time_alert(
+                    f"known-macro:{event.name}@{event.ts_event}",
+                    unix_nanos_to_dt(event.ts_init),
+                    lambda _, known=event: self._schedule_macro(known),
+                )
 
     def _schedule_macro(self, event: MacroEvent) -> None:
         """Open a flat window ``flat_minutes_before`` a high-impact release, close it after."""

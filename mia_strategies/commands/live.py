@@ -277,6 +277,7 @@ def _run(
     from adapters.iqfeed import IQFEED
     from adapters.iqfeed import IQFeedLiveDataClientFactory
     from adapters.sierrachart.factories import SierraChartLiveExecClientFactory
+    from mia_strategies.assembly import persistent_risk_state
     from mia_strategies.backtest import commissions_by_root
     from mia_strategies.cli import console
     from mia_strategies.instruments import active_contract
@@ -314,6 +315,12 @@ def _run(
         data=ClientSpec(IQFEED, IQFeedLiveDataClientFactory, data_config),
         execution=ClientSpec(markets.venue, SierraChartLiveExecClientFactory, exec_config, reconciliation=True),
         out_dir=options.out_dir,
+        config_base=options.base,
+        risk_state_path=(
+            persistent_risk_state(options.strategy, options.base, "live" if not simulated else "dry-run")
+            if options.strategy.strategy == "mia"
+            else None
+        ),
         starting_balance=Decimal(str(settings.node.starting_balance)),
         bar_spec=options.bar_spec.upper(),
         roll_policy=settings.node.roll_policy,
@@ -342,6 +349,8 @@ def _run(
         f"[bold]live[/] ({kind}) {', '.join(roots)} ({contracts}) via Sierra Chart {dtc_host}:{dtc_port} {until}"
     )
     console.print(f"run folder: {options.out_dir}")
+    for note in run.notes:
+        console.print(f"[yellow]note:[/] {note}")
     outcome = run.run(duration_s=options.duration)
     if client.startup_error is not None:
         raise LiveStartRefused(f"Sierra Chart execution client refused to start: {client.startup_error}")

@@ -72,6 +72,7 @@ def paper(
     from adapters.iqfeed.simulator import SimulatorSource
     from adapters.iqfeed.simulator import SimulatorThread
     from adapters.iqfeed.simulator import build_simulator
+    from mia_strategies.assembly import persistent_risk_state
     from mia_strategies.backtest import commissions_by_root
     from mia_strategies.cli import console
     from mia_strategies.commands.iqfeed import load_iqfeed_settings
@@ -131,6 +132,8 @@ def paper(
                 settings.exec_config(commissions_by_root(markets), markets.venue),
             ),
             out_dir=out_dir,
+            config_base=base,
+            risk_state_path=persistent_risk_state(strategy, base, "paper") if strategy.strategy == "mia" else None,
             starting_balance=settings.starting_balance,
             currency=settings.currency,
             bar_spec=f"{settings.bar_minutes}-MINUTE",
@@ -147,6 +150,8 @@ def paper(
         until = f"for {duration:g} s" if duration else "until Ctrl-C"
         console.print(f"[bold]paper[/] {', '.join(roots)} ({contracts}) on IQFeed {host}:{ports['level1']} {until}")
         console.print(f"run folder: {out_dir}")
+        for note in run.notes:
+            console.print(f"[yellow]note:[/] {note}")
         outcome = run.run(duration_s=duration)
     finally:
         if simulator is not None:

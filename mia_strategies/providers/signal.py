@@ -23,17 +23,14 @@ ensemble's trade probability; its return quantiles are QR-DQN's when a quantile 
 
 import math
 from pathlib import Path
-from typing import Annotated
 from typing import Any
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel
-from pydantic import ConfigDict
-from pydantic import Field
 
 from mia_strategies.errors import ConfigError
 from mia_strategies.providers.ensemble import EnsembleDecision
+from mia_strategies.providers.params import RlEnsembleParams
+from mia_strategies.providers.params import RlPolicyParams
 from mia_strategies.providers.policy import EnsembleModel
 from mia_strategies.providers.policy import EnsembleRunner
 from mia_strategies.providers.policy import LoadedPolicy
@@ -44,31 +41,6 @@ from mia_strategies.signals import SignalContext
 from mia_strategies.signals import TradeSignal
 from mia_strategies.signals import normal_quantiles
 from mia_strategies.signals import register_provider_kind
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RlPolicyParams(_Model):
-    """A registered RL policy as a provider (an entry of ``router_config.yaml``'s ``providers``)."""
-
-    kind: Literal["rl_policy"] = "rl_policy"
-    registry: Path = Path("models")
-    algo: Literal["sac", "ppo", "ddpg", "qrdqn", "ppo_lagrangian"] = "sac"
-    version: Annotated[int, Field(ge=1)] | None = None
-    regime_versions: dict[str, Annotated[int, Field(ge=1)]] = {}
-    #: Paper/live only: keep learning from recent bars in a background worker (``online`` settings of
-    #: ``config/algo_config.yaml``); never in a backtest, whose results must not depend on timing.
-    online: bool = False
-
-
-class RlEnsembleParams(_Model):
-    """A registered Bayesian ensemble as a provider."""
-
-    kind: Literal["rl_ensemble"] = "rl_ensemble"
-    registry: Path = Path("models")
-    version: Annotated[int, Field(ge=1)] | None = None
 
 
 def version_path(registry: Path, root: str, algo: str, version: int | None) -> Path:
@@ -113,8 +85,7 @@ def _online_learner(params: RlPolicyParams, root: str, runner: PolicyRunner) -> 
 
 
 def _position(context: SignalContext) -> int | None:
-    value = getattr(context, "position", None)
-    return None if value is None else int(value)
+    return None if context.position is None else int(context.position)
 
 
 def _quantile_pairs(values: np.ndarray) -> tuple[tuple[float, float], ...]:
@@ -169,6 +140,13 @@ class RlPolicyProvider:
             path = version_path(self.params.registry, root, self.params.algo, version)
             runner = self._runners[key] = PolicyRunner(LoadedPolicy.load(path))
         return runner
+
+    def prepare(self, roots: list[str]) -> None:
+        """Load every configured version of ``roots`` now: a missing model fails at start, not mid-run."""
+        regimes = [None, *self.params.regime_versions]
+        for root in roots:
+            for regime in regimes:
+                self.runner(root, regime)
 
     def decide(self, context: SignalContext) -> PolicyDecision:
         """The policy's decision at the context's bar (once per bar)."""
@@ -225,6 +203,31 @@ class RlEnsembleProvider:
             path = version_path(self.params.registry, root, "ensemble", self.params.version)
             runner = self._runners[root] = EnsembleRunner(EnsembleModel.load(path))
         return runner
+
+    def prepare(self, roots: list[str]) -> None:
+        """Load the ensemble of ``roots`` now: a missing model fails at start, not mid-run."""
+        for root in roots:
+            self.runner(root)
+
+    def diagnostics(self, root: str) -> dict[str, Any] | None:
+        """The last decision's health for the ``mia.metrics`` topic: member weights, CVaR, quantiles.
+
+        The alert actor turns these into ``ensemble_imbalance``, ``cvar_breach`` and ``tail_risk``
+        alerts and the operator control actor keeps them for the dashboard.
+        """
+        decision = self.last_decision
+        runner = self._runners.get(root)
+        if decision is None or runner is None:
+            return None
+        out: dict[str, Any] = {
+            "source": self.name,
+            "ensemble_weights": dict(zip(runner.ensemble.members, map(float, decision.weights), strict=False)),
+        }
+        if decision.quantiles:
+            out["quantiles"] = [float(q) for q in decision.quantiles]
+        if math.isfinite(decision.cvar):
+            out["cvar_loss"] = float(decision.cvar)
+        return out
 
     def decide(self, context: SignalContext) -> EnsembleDecision:
         """The ensemble's decision at the context's bar (once per bar)."""

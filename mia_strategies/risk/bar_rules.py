@@ -64,6 +64,9 @@ class BarRulesActorConfig(ActorConfig, frozen=True):
         ``atr_dynamic`` at which defensive and range are equally likely.
     sharpness : float, default 4.0
         Logit scale: larger makes the regime probabilities more decisive.
+    publish_features : bool, default True
+        Publish the bar-rule ``FeatureVector`` too; False when the feature actor runs beside this one
+        (its ``atr_14`` and ``atr_dynamic`` are the ones the risk rules read), so only regimes come from here.
     """
 
     bar_types: list[str]
@@ -74,6 +77,7 @@ class BarRulesActorConfig(ActorConfig, frozen=True):
     er_trend: float = 0.3
     defensive_z: float = 2.0
     sharpness: float = 4.0
+    publish_features: bool = True
 
 
 class _Rules:
@@ -175,7 +179,8 @@ class BarRulesActor(Actor):
             ts_event=bar.ts_event,
             ts_init=bar.ts_init,
         )
-        self.publish_data(DataType(FeatureVector), vector)
+        if self._cfg.publish_features:
+            self.publish_data(DataType(FeatureVector), vector)
         probs = regime_probabilities(er, atr_dynamic, self._cfg.er_trend, self._cfg.defensive_z, self._cfg.sharpness)
         label = REGIMES[max(range(len(REGIMES)), key=probs.__getitem__)]
         state.bars_in_regime = state.bars_in_regime + 1 if label == state.label else 1

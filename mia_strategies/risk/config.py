@@ -20,6 +20,8 @@ from pydantic import model_validator
 from mia_strategies.config import config_dir
 from mia_strategies.config import load_config
 from mia_strategies.config import register_config_kind
+from mia_strategies.providers.params import RlEnsembleParams
+from mia_strategies.providers.params import RlPolicyParams
 
 
 #: The regimes the router and the risk limits know, in the order ``RegimeState.labels`` uses.
@@ -232,7 +234,12 @@ class MeanReversionParams(_Model):
     horizon_bars: Annotated[int, Field(ge=1, le=2000)] = 10
 
 
-ProviderParams = Annotated[MomentumParams | MeanReversionParams, Field(discriminator="kind")]
+#: Every provider kind a router entry may name: the rules above and the registered RL models
+#: (``mia_strategies/providers/params.py``; their code loads only when a router uses them).
+ProviderParams = Annotated[
+    MomentumParams | MeanReversionParams | RlPolicyParams | RlEnsembleParams,
+    Field(discriminator="kind"),
+]
 
 
 class ModeSettings(_Model):
@@ -243,6 +250,9 @@ class ModeSettings(_Model):
     #: Overrides the router's threshold for this mode.
     probability_threshold: Annotated[float, Field(gt=0.5, lt=1)] | None = None
     exit_on_regime_change: bool = True
+    #: Decision bars the routing regime must differ from the entry's before that exit fires: one bar
+    #: of a flapping regime is noise, and every exit pays the spread and commissions.
+    regime_exit_confirm_bars: Annotated[int, Field(ge=1, le=1000)] = 3
     #: Share of the risk-sized contracts this mode trades (defensive modes trade smaller).
     size_scale: Annotated[float, Field(gt=0, le=1)] = 1.0
     rth_only: bool = False

@@ -71,6 +71,16 @@ def stop_clears_spread(stop_distance: float, bid: float, ask: float, tick: float
     return stop_distance + 1e-9 >= spread + min_ticks * tick
 
 
+def minimum_stop_distance(bid: float, ask: float, tick: float, min_ticks: int) -> float:
+    """The closest a stop may sit to the entry: the spread plus ``min_ticks`` ticks, on the tick grid.
+
+    A 2 x ATR stop on a quiet minute chart can be closer than that; the strategy then widens it to this
+    distance (and sizes on the wider stop) rather than skip the trade or let noise trigger it.
+    """
+    spread = max(0.0, ask - bid)
+    return math.ceil((spread + min_ticks * tick) / tick - 1e-9) * tick
+
+
 def _levels_between(
     side: int, entry: float, far: float, levels: Sequence[tuple[str, float]]
 ) -> list[tuple[str, float]]:

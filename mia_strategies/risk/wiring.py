@@ -71,10 +71,12 @@ def mia_actor_configs(
     feature_sets: Mapping[str, Sequence[str]] | None = None,
     *,
     bar_rules: bool = True,
+    macro_calendar: Path | None = None,
 ) -> list[ImportableActorConfig]:
     """The bar-rule actor (unless the real feature and regime actors replace it), then the risk actor.
 
-    Real feature and regime actors go before these, in that order.
+    Real feature and regime actors go before these, in that order. ``macro_calendar`` lets the risk
+    actor open its flat windows from the calendar file when no ``MacroEvent`` stream is on the bus.
     """
     actors: list[ImportableActorConfig] = []
     if bar_rules:
@@ -96,54 +98,24 @@ def mia_actor_configs(
                 "run_dir": str(run_dir) if run_dir is not None else None,
                 "state_path": str(state_path) if state_path is not None else None,
                 "feature_sets": {k: list(v) for k, v in (feature_sets or {}).items()},
+                "macro_calendar": str(macro_calendar) if macro_calendar is not None else None,
             },
         ),
     )
     return actors
 
 
-@dataclass(frozen=True)
-class MiaRunParts:
-    """What a run of the MIA strategy needs beside the contract schedule (``BacktestPlan`` fields)."""
-
-    strategy_impl: tuple[str, str]
-    strategy_extra: dict[str, Any]
-    actors: list[ImportableActorConfig]
-
-
-def mia_run_parts(
-    slots: Sequence[ContractSlot],
-    venue: str,
-    run_dir: Path,
-    risk: RiskConfig,
-    router: RouterConfig,
-    *,
-    state_path: Path | None = None,
-    feature_sets: Mapping[str, Sequence[str]] | None = None,
-    bar_rules: bool = True,
-) -> MiaRunParts:
-    """The strategy paths, its extra config and the actors of one MIA run writing to ``run_dir``.
-
-    ``state_path`` defaults to ``run_dir/risk_state.json`` (a backtest keeps its halts to itself);
-    paper and live pass ``risk.state_file`` so halts survive restarts.
-    """
-    return MiaRunParts(
-        strategy_impl=MIA_STRATEGY_PATHS,
-        strategy_extra=mia_strategy_extra(router, risk, run_dir, feature_sets),
-        actors=mia_actor_configs(
-            slots,
-            venue,
-            risk,
-            run_dir,
-            state_path or run_dir / "risk_state.json",
-            feature_sets,
-            bar_rules=bar_rules,
-        ),
-    )
+#: Feature sets the regime actor publishes (``<ROOT>.regime_weighted``) and the prefix their values
+#: are read under (``weighted.atr_dynamic``), so they never replace the raw values of the same name.
+WEIGHTED_SUFFIX = ".regime_weighted"
+WEIGHTED_PREFIX = "weighted."
 
 
 def feature_set_names(path: Path | None = None) -> dict[str, list[str]]:
-    """Ordered names of every feature set in ``config/feature_sets.yaml`` (empty when that file is absent)."""
+    """Ordered names of every feature set in ``config/feature_sets.yaml`` (empty when that file is absent).
+
+    Names of the regime-weighted sets carry ``WEIGHTED_PREFIX``.
+    """
     from mia_strategies.config import config_dir
     from mia_strategies.features.sets import load_feature_sets
 
@@ -151,7 +123,13 @@ def feature_set_names(path: Path | None = None) -> dict[str, list[str]]:
     if not resolved.exists():
         return {}
     sets = load_feature_sets(resolved)
-    return {name: list(sets.resolve(name).names) for name in sets.names()}
+    out: dict[str, list[str]] = {}
+    for name in sets.names():
+        names = list(sets.resolve(name).names)
+        # the regime actor's weighted copy arrives at the same bar as the raw vector: under its own
+        # names it would overwrite the raw atr_dynamic and friends the risk rules size with
+        out[name] = [f"{WEIGHTED_PREFIX}{n}" for n in names] if name.endswith(WEIGHTED_SUFFIX) else names
+    return out
 
 
 def with_actors(run_config: BacktestRunConfig, actors: Sequence[ImportableActorConfig]) -> BacktestRunConfig:

@@ -141,6 +141,8 @@ class RunRecorder:
     trades: list[TradeRecord] = field(default_factory=list)
     rolls: list[tuple[int, str, str, str]] = field(default_factory=list)
     decision_bars: dict[str, int] = field(default_factory=dict)
+    #: Decision bars per root and the regime the strategy saw at each (``unknown`` before the first).
+    regime_bars: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class MiaStrategy(Strategy):
@@ -231,6 +233,9 @@ class MiaStrategy(Strategy):
             self._sample_equity(bar.ts_event)
             counts = self.recorder.decision_bars
             counts[slot.root] = counts.get(slot.root, 0) + 1
+            per_regime = self.recorder.regime_bars.setdefault(slot.root, {})
+            label = self.regime_label(slot.instrument_id, bar.ts_event) or "unknown"
+            per_regime[label] = per_regime.get(label, 0) + 1
             self.on_decision_bar(slot.root, bar)
         else:
             self.on_warmup_bar(slot.root, bar)
@@ -238,6 +243,13 @@ class MiaStrategy(Strategy):
     def on_decision_bar(self, root: str, bar: Bar) -> None:
         """Decide on a closed bar of the active contract of ``root``."""
         raise NotImplementedError
+
+    def regime_label(self, instrument_id: str, ts_ns: int) -> str:
+        """The regime the strategy acts on for ``instrument_id`` at ``ts_ns`` ("" when it uses none).
+
+        Counted per decision bar and stamped on every round trip, so a run reports time and P&L per regime.
+        """
+        return ""
 
     def on_warmup_bar(self, root: str, bar: Bar) -> None:
         """Update state from a bar of a contract that is not traded now (the next one before a roll)."""
@@ -525,6 +537,7 @@ class MiaStrategy(Strategy):
             multiplier=instrument.multiplier.as_double(),
             worst_px=px,
             best_px=px,
+            regime=self.regime_label(event.instrument_id.value, event.ts_event),
         )
 
     def on_position_closed(self, event: PositionClosed) -> None:

@@ -4,15 +4,22 @@ On each closed decision bar, a close beyond the highest high (lowest low) of the
 ``channel_bars`` bars by at least ``min_breakout_ticks`` enters long (short) at market, with a stop
 ``stop_atr`` x ATR and a target ``target_atr`` x ATR away, both held at the venue. Indicators warm up
 on the next contract before a roll, so trading resumes right after it.
+
+The regime gates entries: no breakout is entered while the instrument's latest ``RegimeState`` says a
+regime listed in ``blocked_regimes`` (defensive by default; breakouts in a volatility spike mostly
+pay the spread twice). Without any regime source every bar counts as ``unknown`` and nothing is blocked.
 """
 
 from collections import deque
+from typing import Any
 
 from nautilus_trader.indicators import AverageTrueRange
 from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import DataType
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.identifiers import InstrumentId
 
+from catalog.types import RegimeState
 from mia_strategies import sessions
 from mia_strategies.strategies.base import MiaStrategy
 from mia_strategies.strategies.base import MiaStrategyConfig
@@ -28,6 +35,9 @@ class AtrBreakoutConfig(MiaStrategyConfig, frozen=True):
     min_breakout_ticks: int = 1
     rth_only: bool = False
     cooldown_bars: int = 5
+    blocked_regimes: tuple[str, ...] = ("defensive",)
+    #: A regime older than this (minutes) is no longer known: counted ``unknown``, blocks nothing.
+    regime_stale_minutes: int = 30
 
 
 class _Channel:
@@ -56,6 +66,23 @@ class AtrBreakout(MiaStrategy):
         self._cfg = config
         self._channels: dict[str, _Channel] = {}
         self._cooldown: dict[str, int] = {}
+        self._regimes: dict[str, tuple[str, int]] = {}
+
+    def on_mia_start(self) -> None:
+        """Listen to regimes (from the regime actor or the bar-rule regimes, whichever the run has)."""
+        self.subscribe_data(DataType(RegimeState))
+
+    def on_data(self, data: Any) -> None:
+        """Keep the latest regime label of every contract."""
+        if isinstance(data, RegimeState):
+            self._regimes[data.instrument_id.value] = (data.regime, data.ts_event)
+
+    def regime_label(self, instrument_id: str, ts_ns: int) -> str:
+        """The latest regime of ``instrument_id`` unless older than ``regime_stale_minutes``."""
+        known = self._regimes.get(instrument_id)
+        if known is None or ts_ns - known[1] > self._cfg.regime_stale_minutes * 60_000_000_000:
+            return ""
+        return known[0]
 
     def _channel(self, bar: Bar) -> _Channel:
         key = bar.bar_type.instrument_id.value
@@ -85,6 +112,8 @@ class AtrBreakout(MiaStrategy):
         if not was_ready or not self.can_enter(bar.ts_event):
             return
         if self._cfg.rth_only and not sessions.is_rth(bar.ts_event):
+            return
+        if self.regime_label(bar.bar_type.instrument_id.value, bar.ts_event) in self._cfg.blocked_regimes:
             return
         instrument_id = bar.bar_type.instrument_id
         tick = self.instrument(instrument_id).price_increment.as_double()

@@ -10,16 +10,18 @@ decision bar of a root:
 - flat, it routes to the mode of the instrument's regime (trend, range or defensive, from
   ``RegimeState``; defensive when unknown, stale or unconfident), asks that mode's providers for a
   ``TradeSignal`` and enters only if the best one's probability exceeds the mode's threshold (0.65 by
-  default), nothing blocks that side, the risk actor's latest ``RiskState`` for the contract is
-  ACTIVE with contracts allowed, and the stop clears the spread.
+  default), nothing blocks that side, and the risk actor's latest ``RiskState`` for the contract is
+  ACTIVE with contracts allowed. A 2 x ATR stop closer than the spread plus ``min_stop_ticks`` is
+  widened to that distance (and the size computed on the wider stop), never placed inside the spread.
 
 Size is fractional Kelly on the signal's probability and the plan's reward-to-risk
 (``mia_strategies.risk.sizing``), scaled by ``atr_dynamic``, order-flow imbalance and the mode, and
-capped by the risk state. Exits are placed at entry and held by the venue: a stop at the risk
-state's stop distance (2 x ATR) and partial targets at 1:2 and 1:4 (or before a call wall, put wall
-or key strike when closer). The risk actor's flatten commands (halts, CVaR, macro windows) and the
-session close are handled by the base class. At most one entry is made per bar time across roots,
-so every entry is sized against a risk state that already knows every other position.
+capped by the risk state (and by the routing regime's leverage cap when the router reads a more
+defensive regime than the risk actor did). Exits are placed at entry and held by the venue: a stop
+at the risk state's stop distance (2 x ATR) and partial targets at 1:2 and 1:4 (or before a call
+wall, put wall or key strike when closer). The risk actor's flatten commands (halts, CVaR, macro
+windows) and the session close are handled by the base class. At most one entry is made per bar time
+across roots, so every entry is sized against a risk state that already knows every other position.
 
 Every entry and exit fill writes a JSON snapshot (``trade_snapshots.jsonl``: trade id, instrument,
 price, regime probabilities, the features and signal behind the decision, the risk state) and every
@@ -51,10 +53,12 @@ from catalog.types import FeatureVector
 from catalog.types import RegimeState
 from catalog.types import RiskState
 from mia_strategies import sessions
+from mia_strategies.ops.alerts import METRICS_TOPIC
 from mia_strategies.risk.bar_rules import BUILTIN_FEATURE_SETS
 from mia_strategies.risk.config import RiskConfig
 from mia_strategies.risk.config import RouterConfig
 from mia_strategies.risk.exits import ExitPlan
+from mia_strategies.risk.exits import minimum_stop_distance
 from mia_strategies.risk.exits import payoff_ratio
 from mia_strategies.risk.exits import plan_exits
 from mia_strategies.risk.exits import stop_clears_spread
@@ -71,12 +75,15 @@ from mia_strategies.risk.market import market_blocks
 from mia_strategies.risk.market import option_levels
 from mia_strategies.risk.sizing import SizeDecision
 from mia_strategies.risk.sizing import contract_room
+from mia_strategies.risk.sizing import leverage_contracts
 from mia_strategies.risk.sizing import size_entry
 from mia_strategies.signals import SignalContext
 from mia_strategies.signals import TradeSignal
 from mia_strategies.signals import best_signal
 from mia_strategies.signals import build_providers
+from mia_strategies.signals import close_providers
 from mia_strategies.signals import history_needed
+from mia_strategies.signals import prepare_providers
 from mia_strategies.strategies.base import MiaStrategy
 from mia_strategies.strategies.base import MiaStrategyConfig
 
@@ -137,6 +144,8 @@ class _Trade:
     trail: bool
     decision: dict[str, Any]
     trailed: bool = False
+    #: Consecutive decision bars whose routing regime differed from ``mode``.
+    regime_mismatch_bars: int = 0
     trail_distance: float = 0.0
     exit_reason: str = ""
 
@@ -222,14 +231,16 @@ class MiaRouterStrategy(MiaStrategy):
     # -- LIFECYCLE ----------------------------------------------------------------------------------
 
     def on_mia_start(self) -> None:
-        """Subscribe the facts the actors publish: features, regimes, risk states."""
+        """Load the providers' models (no file read on a bar), subscribe features, regimes, risk states."""
+        prepare_providers(self._providers, sorted({slot.root for slot in self._slots_by_id.values()}))
         self.subscribe_data(DataType(FeatureVector))
         self.subscribe_data(DataType(RegimeState))
         self.subscribe_data(DataType(RiskState))
 
     def on_stop(self) -> None:
-        """Close the journals."""
+        """Close the journals and stop the providers' background workers."""
         super().on_stop()
+        close_providers(self._providers)
         self._snapshots.close()
         self._events.close()
 
@@ -274,6 +285,10 @@ class MiaRouterStrategy(MiaStrategy):
 
     def _regime(self, key: str, ts: int) -> str:
         return effective_regime(self._regimes.get(key), ts, self._stale_ns, self.router.min_regime_confidence)
+
+    def regime_label(self, instrument_id: str, ts_ns: int) -> str:
+        """The routing regime (defensive when unknown, stale or unconfident): what this strategy trades on."""
+        return self._regime(instrument_id, ts_ns)
 
     def _feature(self, key: str, name: str, ts: int) -> float | None:
         return self._features.get(key, name, ts)
@@ -341,8 +356,10 @@ class MiaRouterStrategy(MiaStrategy):
             regime=regime,
             regime_probabilities=dict(view.probabilities) if view is not None else {},
             features=self._features.snapshot(key, ts),
+            position=0,  # entries are looked for only when flat; RL observations include the position
         )
         signal = best_signal([self._providers[name] for name in mode.providers], context)
+        self._publish_diagnostics(mode.providers, root, key, ts)
         if signal is None or not signal.probability > self.router.threshold(regime):
             return
         blocks = self._blocks(key, ts)
@@ -350,6 +367,14 @@ class MiaRouterStrategy(MiaStrategy):
             self._decide(ts, key, "skip", f"{','.join(blocks)} blocks a {'long' if signal.direction > 0 else 'short'}")
             return
         self._enter(root, key, ts, regime, signal, state, context)
+
+    def _publish_diagnostics(self, names: list[str], root: str, key: str, ts: int) -> None:
+        """Providers that report their health (the RL ensemble) publish it on ``mia.metrics`` once per ask."""
+        for name in names:
+            diagnostics = getattr(self._providers[name], "diagnostics", None)
+            payload = diagnostics(root) if diagnostics is not None else None
+            if payload:
+                self.msgbus.publish(METRICS_TOPIC, {"instrument_id": key, "ts_event": ts, **payload})
 
     def _enter(
         self,
@@ -368,21 +393,29 @@ class MiaRouterStrategy(MiaStrategy):
             return  # no market yet: never enter blind
         bid, ask = quote.bid_price.as_double(), quote.ask_price.as_double()
         tick = instrument.price_increment.as_double()
-        if not stop_clears_spread(state.stop_distance, bid, ask, tick, self.risk.exits.min_stop_ticks):
-            self._decide(ts, key, "skip", f"stop {state.stop_distance:g} inside the spread {ask - bid:g}")
-            return
+        stop_distance = state.stop_distance  # checked finite and positive in _try_enter
+        if not stop_clears_spread(stop_distance, bid, ask, tick, self.risk.exits.min_stop_ticks):
+            stop_distance = minimum_stop_distance(bid, ask, tick, self.risk.exits.min_stop_ticks)
+            self._decide(ts, key, "widen", f"stop {state.stop_distance:g} -> {stop_distance:g} (spread {ask - bid:g})")
         held, held_total = self._held()
         limits = self.risk.kill_switches
         room = contract_room(limits.contracts_limit(root), limits.max_contracts_total, held.get(root, 0), held_total)
         names = self.risk.features
         mode = self.router.modes[regime]  # type: ignore[index]
+        equity = self._equity()
+        multiplier = instrument.multiplier.as_double()
+        cap = min(state.allowed_contracts, room)
+        mode_leverage = float(self.risk.leverage[regime])  # type: ignore[index]
+        if mode_leverage < state.leverage_cap:
+            # the risk actor trusts a regime the router does not (defensive here): the tighter cap rules
+            cap = min(cap, self._leverage_room(key, mode_leverage, equity, (bid + ask) / 2, multiplier))
         size = size_entry(
             probability=signal.probability,
             payoff=signal.payoff if signal.payoff else payoff_ratio(self.risk.exits),
-            equity=self._equity(),
-            stop_distance=state.stop_distance,
-            multiplier=instrument.multiplier.as_double(),
-            cap=min(state.allowed_contracts, room),
+            equity=equity,
+            stop_distance=stop_distance,
+            multiplier=multiplier,
+            cap=cap,
             settings=self.risk.sizing,
             atr_dynamic=self._feature(key, names.atr_dynamic, ts),
             orderflow_imbalance=self._feature(key, names.orderflow_imbalance, ts),
@@ -394,7 +427,7 @@ class MiaRouterStrategy(MiaStrategy):
         plan = plan_exits(
             side=signal.direction,
             entry_price=reference,
-            stop_distance=state.stop_distance,
+            stop_distance=stop_distance,
             quantity=size.contracts,
             tick=tick,
             settings=self.risk.exits,
@@ -446,6 +479,21 @@ class MiaRouterStrategy(MiaStrategy):
             ts, key, "entry", f"{side.name} {size.contracts} @~{reference:g} p={signal.probability:.3f} {regime}"
         )
 
+    def _leverage_room(self, key: str, leverage: float, equity: float, price: float, multiplier: float) -> int:
+        """Contracts of ``key`` that keep this strategy's total notional within ``leverage x equity``."""
+        others = 0.0
+        for position in self.cache.positions_open(venue=self._venue, strategy_id=self.id):
+            if position.instrument_id.value == key:
+                continue
+            quote = self.cache.quote_tick(position.instrument_id)
+            mark = (
+                (quote.bid_price.as_double() + quote.ask_price.as_double()) / 2
+                if quote is not None
+                else position.avg_px_open
+            )
+            others += abs(position.quantity.as_double()) * position.multiplier.as_double() * mark
+        return leverage_contracts(equity - others / leverage, price, multiplier, leverage)
+
     def _track(self, trade: _Trade, order_ids: list[str]) -> None:
         self._trades[trade.instrument_id] = trade
         for order_id in order_ids:
@@ -469,9 +517,12 @@ class MiaRouterStrategy(MiaStrategy):
             self._exit(trade, ts, reason)
             return
         mode = self.router.modes[trade.mode]  # type: ignore[index]
-        if mode.exit_on_regime_change and self._regime(key, ts) != trade.mode:
-            self._exit(trade, ts, "regime_change")
-            return
+        if mode.exit_on_regime_change:
+            changed = self._regime(key, ts) != trade.mode
+            trade.regime_mismatch_bars = trade.regime_mismatch_bars + 1 if changed else 0
+            if trade.regime_mismatch_bars >= mode.regime_exit_confirm_bars:
+                self._exit(trade, ts, "regime_change")
+                return
         if trade.trail:
             self._trail(trade, ts)
 
@@ -520,12 +571,19 @@ class MiaRouterStrategy(MiaStrategy):
         instrument = self.instrument(instrument_id)
         quantity = min(quantity, state.allowed_contracts)
         direction = 1 if side == OrderSide.BUY else -1
+        tick = instrument.price_increment.as_double()
+        stop_distance = state.stop_distance
+        quote = self.cache.quote_tick(instrument_id)
+        if quote is not None:  # the new contract's spread may be wider: a stop inside it would fire at once
+            bid, ask = quote.bid_price.as_double(), quote.ask_price.as_double()
+            if not stop_clears_spread(stop_distance, bid, ask, tick, self.risk.exits.min_stop_ticks):
+                stop_distance = minimum_stop_distance(bid, ask, tick, self.risk.exits.min_stop_ticks)
         plan = plan_exits(
             side=direction,
             entry_price=ref,
-            stop_distance=state.stop_distance,
+            stop_distance=stop_distance,
             quantity=quantity,
-            tick=instrument.price_increment.as_double(),
+            tick=tick,
             settings=self.risk.exits,
             levels=option_levels(self._features, key, self.clock.timestamp_ns(), self.risk.features, ref),
         )
