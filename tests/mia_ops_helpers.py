@@ -597,6 +597,7 @@ def enrich_run(run_dir: Path, seed: int = 5) -> dict[str, Any]:
                     "trailing_distance": 3.0,
                     "trading_state": "HALTED" if halted else "ACTIVE",
                     "halt_reason": "daily loss limit" if halted else "",
+                    "blocks": ["cvar"] if halted else [],
                 },
             )
             weights = rng.dirichlet([4, 2, 1])
@@ -617,7 +618,9 @@ def enrich_run(run_dir: Path, seed: int = 5) -> dict[str, Any]:
             )
     regimes = pd.DataFrame(regime_rows)
     regimes.to_csv(run_dir / "regime_states.csv", index=False)
-    pd.DataFrame(risk_rows).to_csv(run_dir / "risk_states.csv", index=False)
+    with (run_dir / "risk_states.jsonl").open("w") as handle:  # the risk actor's file, replaced
+        for row in risk_rows:
+            handle.write(json.dumps(row) + "\n")
     with (run_dir / "model_metrics.jsonl").open("w") as handle:
         for line in metric_lines:
             handle.write(json.dumps(line) + "\n")
@@ -671,6 +674,15 @@ def enrich_run(run_dir: Path, seed: int = 5) -> dict[str, Any]:
         labelled.append(part["regime"].iloc[-1] if len(part) else "")
     positions["regime"] = labelled
     positions.to_csv(run_dir / "positions.csv", index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+    # and the per-regime table the backtest derives from the same labels
+    from mia_strategies.dashboard.data import root_of
+    from mia_strategies.results import per_regime
+
+    roots = regimes["instrument_id"].map(root_of)
+    regime_bars = {root: regimes[roots == root]["regime"].value_counts().to_dict() for root in ("ES", "MNQ")}
+    per_regime(positions.assign(regime=labelled), regime_bars).reset_index().to_csv(
+        run_dir / "per_regime.csv", index=False
+    )
     return {
         "regimes": regimes,
         "risk": pd.DataFrame(risk_rows),

@@ -111,9 +111,15 @@ def test_backtest_run_charts_show_the_run_numbers(backtest_run, browser, tmp_pat
         (bars,) = _data(page, "pnl_instrument")
         expected = trades.groupby("instrument_id")["realized_pnl"].sum()
         assert dict(zip(bars["x"], bars["y"], strict=True)) == pytest.approx(expected.to_dict())
-        (bars,) = _data(page, "pnl_regime")
+        bars, share = _data(page, "pnl_regime")  # from per_regime.csv, which agrees with the trades
+        per_regime = pd.read_csv(backtest_run / "per_regime.csv").groupby("regime")[["net_pnl", "bars"]].sum()
+        assert dict(zip(bars["x"], bars["y"], strict=True)) == pytest.approx(per_regime["net_pnl"].to_dict())
         expected = trades.groupby("regime")["realized_pnl"].sum()
-        assert dict(zip(bars["x"], bars["y"], strict=True)) == pytest.approx(expected.to_dict())
+        assert dict(zip(bars["x"], bars["y"], strict=True)) == pytest.approx(
+            expected.reindex(bars["x"]).fillna(0).to_dict()
+        )
+        time_share = per_regime["bars"] / per_regime["bars"].sum() * 100
+        assert dict(zip(share["x"], share["y"], strict=True)) == pytest.approx(time_share.to_dict())
 
         regimes = pd.read_csv(backtest_run / "regime_states.csv")
         es = regimes[regimes["instrument_id"] == "ESZ25.GLBX"]
@@ -140,9 +146,9 @@ def test_backtest_run_charts_show_the_run_numbers(backtest_run, browser, tmp_pat
         assert weights["ppo"][0] == pytest.approx(first["ppo"] / sum(first.values()))
 
         risk = next(t for t in _data(page, "risk_state") if t["name"] == "ESZ25.GLBX")
-        states = pd.read_csv(backtest_run / "risk_states.csv")
+        states = pd.read_json(backtest_run / "risk_states.jsonl", lines=True)
         assert risk["y"] == states[states["instrument_id"] == "ESZ25.GLBX"]["allowed_contracts"].tolist()
-        assert "HALTED daily loss limit" in risk["text"]
+        assert "HALTED daily loss limit blocked: cvar" in risk["text"]
 
         (alerts,) = _data(page, "alerts")
         titles = alerts["cells"]["values"][alerts["header"]["values"].index("title")]
@@ -179,20 +185,41 @@ def test_market_selector_shows_one_market(backtest_run, browser):
         server.stop()
 
 
-def test_panels_without_data_say_so(backtest_run, browser):
+def test_a_plain_backtest_folder_shows_its_own_files_and_says_what_is_missing(backtest_run, browser):
+    """The folder ``mia backtest`` writes today: regimes, risk states, per-regime P&L and alerts, no models."""
     plain = backtest_run.with_name("plain")
     server = start_dashboard(plain, port=0, refresh_s=60)
     try:
         page = _open(browser, server.url)
-        assert _annotations(page, "regime_probabilities") == [
-            "this run has no regime states (regime_states.csv not found)",
-        ]
         assert (
             "SHAP feature importance (feature_importance.csv not found)" in _annotations(page, "feature_importance")[0]
         )
         assert "model_metrics.jsonl not found" in _annotations(page, "cvar")[0]
-        assert "risk_states.jsonl not found" in _annotations(page, "risk_state")[0]
         assert len(_data(page, "equity")[0]["y"]) == len(pd.read_csv(plain / "equity.csv"))
+
+        bars, share = _data(page, "pnl_regime")
+        per_regime = pd.read_csv(plain / "per_regime.csv").groupby("regime")[["net_pnl", "bars", "trades"]].sum()
+        assert set(bars["x"]) == set(per_regime.index)
+        assert dict(zip(bars["x"], bars["y"], strict=True)) == pytest.approx(per_regime["net_pnl"].to_dict())
+        untraded = per_regime[per_regime["trades"] == 0].index  # a regime that blocks entries still shows its time
+        assert all(dict(zip(share["x"], share["y"], strict=True))[r] > 0 for r in untraded)
+
+        regimes = pd.read_csv(plain / "regime_states.csv")
+        es = regimes[regimes["instrument_id"] == "ESZ25.GLBX"]
+        traces = [t for t in _data(page, "regime_probabilities") if t["xaxis"] == "x"]
+        assert np.allclose(traces[0]["y"], [json.loads(p)[0] for p in es["probabilities"]])
+
+        states = pd.read_json(plain / "risk_states.jsonl", lines=True)
+        es_states = states[states["instrument_id"] == "ESZ25.GLBX"]
+        risk = next(t for t in _data(page, "risk_state") if t["name"] == "ESZ25.GLBX")
+        assert risk["y"] == es_states["allowed_contracts"].tolist()
+        first = next(i for i, b in enumerate(es_states["blocks"]) if b)
+        assert risk["text"][first].endswith(f"blocked: {', '.join(es_states['blocks'].iloc[first])}")
+
+        alerts = [json.loads(line) for line in (plain / "alerts.jsonl").read_text().splitlines()]
+        (table,) = _data(page, "alerts")
+        titles = table["cells"]["values"][table["header"]["values"].index("title")]
+        assert titles[0] == alerts[-1]["title"]
         page.close()
     finally:
         server.stop()

@@ -15,6 +15,10 @@ file                       columns (timestamps ISO-8601 UTC, or integer ns where
                            ``day_realized_pnl``, ``positions`` (with unrealised P&L),
                            ``working_orders``, ``regimes``
 ``equity.csv``             ``ts, equity``
+``per_regime.csv``         ``root, regime, bars, time_share, trades, net_pnl, win_rate``
+                           (``mia_strategies.results.per_regime``: decision bars in each regime and
+                           the round trips entered in it); ``summary.json``'s ``per_regime`` when
+                           absent, else the P&L per regime is summed from ``positions.csv``
 ``positions.csv``          closed round trips, ``mia_strategies.results.TRADE_COLUMNS`` (incl. ``root``,
                            ``regime``, ``realized_pnl``, ``closed_ts``)
 ``fills.csv``              ``mia_strategies.results.FILL_COLUMNS``
@@ -63,6 +67,7 @@ SUMMARY = "summary.json"
 RUN = "run.json"
 LIVE = "live.json"
 EQUITY = "equity.csv"
+PER_REGIME = "per_regime.csv"
 POSITIONS = "positions.csv"
 FILLS = "fills.csv"
 OPEN_POSITIONS = "open_positions.csv"
@@ -79,6 +84,7 @@ RUN_FILES = (
     RUN,
     LIVE,
     EQUITY,
+    PER_REGIME,
     POSITIONS,
     FILLS,
     OPEN_POSITIONS,
@@ -247,6 +253,7 @@ class RunData:
     live: dict[str, Any] = field(default_factory=dict)
     equity: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     trades: pd.DataFrame = field(default_factory=pd.DataFrame)
+    per_regime: pd.DataFrame = field(default_factory=pd.DataFrame)
     fills: pd.DataFrame = field(default_factory=pd.DataFrame)
     open_positions: pd.DataFrame = field(default_factory=pd.DataFrame)
     orders: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -268,7 +275,15 @@ class RunData:
     def markets(self) -> list[str]:
         """Roots present in any per-instrument table."""
         roots: set[str] = set()
-        for frame in (self.trades, self.open_positions, self.orders, self.regimes, self.risk, self.metrics):
+        for frame in (
+            self.trades,
+            self.per_regime,
+            self.open_positions,
+            self.orders,
+            self.regimes,
+            self.risk,
+            self.metrics,
+        ):
             if not frame.empty and "root" in frame.columns:
                 roots.update(str(r) for r in frame["root"].dropna().unique() if str(r))
         if not self.importance.empty and "market" in self.importance.columns:
@@ -318,6 +333,7 @@ def load_run(run_dir: Path | str) -> RunData:
         values = pd.to_numeric(equity["equity"], errors="coerce")
         data.equity = pd.Series(values.to_numpy(), index=pd.DatetimeIndex(equity["ts"]), name="equity").dropna()
     data.trades = _add_root(_with_ts(_read_csv(path / POSITIONS), "closed_ts"))
+    data.per_regime = _load_per_regime(path / PER_REGIME, data.summary)
     data.fills = _add_root(_with_ts(_read_csv(path / FILLS)))
     live_positions = data.live.get("positions") if data.live.get("status") == "running" else None
     if OPEN_POSITIONS in present:
@@ -403,6 +419,22 @@ def _risk_alerts(path: Path) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records)
     frame["ts"] = [_times(pd.Series([v])).iloc[0] for v in frame["ts"]]
     return frame.dropna(subset=["ts"]).sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def _load_per_regime(path: Path, summary: dict[str, Any]) -> pd.DataFrame:
+    """The run's own per-regime table: it knows the bars spent in regimes nobody traded in."""
+    frame = _read_csv(path)
+    if frame is None:
+        rows = summary.get("per_regime")
+        frame = pd.DataFrame.from_records(rows) if isinstance(rows, list) and rows else pd.DataFrame()
+    if frame.empty or not {"root", "regime", "net_pnl"} <= set(frame.columns):
+        return pd.DataFrame()
+    frame = frame.copy()
+    frame["root"] = frame["root"].astype(str)
+    frame["regime"] = frame["regime"].fillna("").astype(str).replace("", "unknown")
+    for column in ("bars", "time_share", "trades", "net_pnl", "win_rate"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame.columns else math.nan
+    return frame.reset_index(drop=True)
 
 
 def _load_regimes(path: Path) -> pd.DataFrame:

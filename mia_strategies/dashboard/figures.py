@@ -167,8 +167,16 @@ def pnl_by_instrument_figure(data: RunData, market: str | None = None) -> go.Fig
 
 
 def pnl_by_regime_figure(data: RunData, market: str | None = None) -> go.Figure:
-    """Net realised P&L per regime the trade was opened in (``unknown`` when the run has none)."""
+    """Net realised P&L per regime the trades were entered in, with the share of time spent in each.
+
+    ``per_regime.csv`` is the run's own table and also counts regimes nobody traded in (a defensive
+    regime that blocks entries shows 0 P&L and the time it cost); without it the P&L is summed from
+    ``positions.csv`` (``unknown`` when trades carry no regime).
+    """
     title = "Net P&L by regime"
+    table = _of_market(data.per_regime, market)
+    if not table.empty:
+        return _per_regime_bars(table, title)
     trades = _of_market(data.trades, market)
     if trades.empty or "realized_pnl" not in trades.columns:
         return empty_figure(title, _missing(data, files.POSITIONS, "closed trades", market))
@@ -176,6 +184,62 @@ def pnl_by_regime_figure(data: RunData, market: str | None = None) -> go.Figure:
     regime = regime.fillna("").astype(str).replace("", "unknown")
     pnl = pd.to_numeric(trades["realized_pnl"], errors="coerce").fillna(0.0)
     return _pnl_bars(pnl.groupby(regime).sum().sort_index(), title)
+
+
+def per_regime_totals(table: pd.DataFrame) -> pd.DataFrame:
+    """``per_regime.csv`` rows summed over markets: bars, trades, P&L; time share and win rate re-weighted."""
+    frame = table.assign(
+        wins=table["win_rate"].fillna(0.0) * table["trades"].fillna(0.0),
+        bars=table["bars"].fillna(0.0),
+        trades=table["trades"].fillna(0.0),
+    )
+    totals = frame.groupby("regime", sort=False)[["bars", "trades", "net_pnl", "wins"]].sum()
+    all_bars = float(totals["bars"].sum())
+    totals["time_share"] = totals["bars"] / all_bars if all_bars else math.nan
+    totals["win_rate"] = (totals["wins"] / totals["trades"]).where(totals["trades"] > 0)
+    order = sorted(totals.index, key=lambda r: (list(_REGIME_COLOURS).index(r) if r in _REGIME_COLOURS else 9, r))
+    return totals.loc[order, ["bars", "time_share", "trades", "net_pnl", "win_rate"]]
+
+
+def _per_regime_bars(table: pd.DataFrame, title: str) -> go.Figure:
+    totals = per_regime_totals(table)
+    regimes = [str(r) for r in totals.index]
+    pnl = totals["net_pnl"].to_numpy(dtype=float)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Bar(
+            x=regimes,
+            y=_floats(pnl),
+            text=[f"{v:,.2f}" for v in pnl],
+            textposition="auto",
+            marker={"color": ["seagreen" if v >= 0 else "firebrick" for v in pnl]},
+            name="net P&L",
+            customdata=[
+                [int(t), "-" if not math.isfinite(w) else f"{w:.0%}"]
+                for t, w in zip(totals["trades"], totals["win_rate"].astype(float), strict=True)
+            ],
+            hovertemplate="%{x}: %{y:,.2f}<br>%{customdata[0]} trades, win rate %{customdata[1]}<extra></extra>",
+        ),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=regimes,
+            y=_floats(totals["time_share"].to_numpy(dtype=float) * 100),
+            mode="markers+text",
+            text=[f"{v:.0%} of bars" for v in totals["time_share"].to_numpy(dtype=float)],
+            textposition="top center",
+            marker={"symbol": "diamond", "size": 12, "color": "#444"},
+            name="time in regime (%)",
+            hovertemplate="%{x}: %{y:.1f}% of decision bars<extra></extra>",
+        ),
+        secondary_y=True,
+    )
+    fig.update_yaxes(title_text="net P&L", secondary_y=False)
+    fig.update_yaxes(
+        title_text="time in regime (%)", range=[0, 105], tickmode="linear", dtick=25, showgrid=False, secondary_y=True
+    )
+    return _layout(fig, title)
 
 
 # -- regimes ----------------------------------------------------------------------------------------
@@ -394,7 +458,7 @@ def risk_state_figure(data: RunData, market: str | None = None) -> go.Figure:
     fig = go.Figure()
     for iid, part in frame.groupby("instrument_id", sort=True):
         states = _column(part, "trading_state", "ACTIVE")
-        reasons = _column(part, "halt_reason", "")
+        reasons = [f"{r} {b}".strip() for r, b in zip(_column(part, "halt_reason", ""), _blocks(part), strict=True)]
         allowed = pd.to_numeric(part["allowed_contracts"], errors="coerce") if "allowed_contracts" in part else None
         fig.add_trace(
             go.Scatter(
@@ -410,10 +474,23 @@ def risk_state_figure(data: RunData, market: str | None = None) -> go.Figure:
     for start, end, state in _state_spans(frame):
         fig.add_vrect(x0=start, x1=end, fillcolor=_STATE_COLOURS.get(state, "grey"), opacity=0.15, line_width=0)
     fig.update_yaxes(title_text="allowed contracts", rangemode="tozero")
-    last = frame.iloc[-1]
-    state = str(last.get("trading_state", "ACTIVE"))
+    latest = frame.groupby("instrument_id", sort=True).tail(1)
+    worst = max(
+        _column(latest, "trading_state", "ACTIVE"),
+        key=lambda v: list(_STATE_COLOURS).index(v) if v in _STATE_COLOURS else 0,
+    )
+    notes = [
+        " ".join(v for v in (files.root_of(str(i)), "" if s == "ACTIVE" else s, r) if v) if s != "ACTIVE" or r else ""
+        for i, s, r in zip(
+            latest["instrument_id"],
+            _column(latest, "trading_state", "ACTIVE"),
+            [f"{h} {b}".strip() for h, b in zip(_column(latest, "halt_reason", ""), _blocks(latest), strict=True)],
+            strict=True,
+        )
+    ]
+    state = worst
     fig.add_annotation(
-        text=f"now: {state} {last.get('halt_reason', '') if state != 'ACTIVE' else ''}".strip(),
+        text=f"now: {state} {'; '.join(n for n in notes if n)}".strip(),
         x=1,
         y=1.12,
         xref="paper",
@@ -422,6 +499,17 @@ def risk_state_figure(data: RunData, market: str | None = None) -> go.Figure:
         font={"color": _STATE_COLOURS.get(state, "grey"), "size": 14},
     )
     return _layout(fig, title)
+
+
+def _blocks(frame: pd.DataFrame) -> list[str]:
+    """The risk actor's active blocks per row (``blocks`` in ``risk_states.jsonl``), as hover text."""
+    if "blocks" not in frame.columns:
+        return [""] * len(frame)
+    out = []
+    for value in frame["blocks"]:
+        names = [str(v) for v in value] if isinstance(value, list | tuple) else []
+        out.append(f"blocked: {', '.join(names)}" if names else "")
+    return out
 
 
 def _state_spans(frame: pd.DataFrame, limit: int = 200) -> list[tuple[str, str, str]]:
