@@ -49,7 +49,8 @@ def _no_slip() -> VenueSettings:
 
 
 @pytest.fixture(scope="module")
-def breakout_run(roll_week_catalog, tmp_path_factory):
+def default_run(roll_week_catalog, tmp_path_factory):
+    """The shipped config (the MIA strategy with its actors) on the roll week, without slippage."""
     out = tmp_path_factory.mktemp("bt") / "run"
     return run_backtest(_plan(roll_week_catalog, out, venue=_no_slip()))
 
@@ -72,8 +73,8 @@ def test_cli_backtest_writes_the_run_folder(roll_week_catalog, tmp_path):
     assert json.loads((out / "run.json").read_text())["instruments"] == ["ES", "MNQ"]
 
 
-def test_summary_is_consistent_with_trades_and_fills(breakout_run):
-    summary, trades, fills = breakout_run.summary, breakout_run.trades, breakout_run.fills
+def test_summary_is_consistent_with_trades_and_fills(default_run):
+    summary, trades, fills = default_run.summary, default_run.trades, default_run.fills
     assert summary["trades"] == len(trades) > 0
     assert summary["commissions"] == pytest.approx(fills["commission"].sum())
     # every trade's commission is its fills' commission; P&L in points x multiplier minus commissions
@@ -86,20 +87,20 @@ def test_summary_is_consistent_with_trades_and_fills(breakout_run):
     move = sign * (trades["avg_px_close"] - trades["avg_px_open"])
     assert ((trades["mae_points"] <= move + 1e-9) & (move <= trades["mfe_points"] + 1e-9)).all()
     # the accounting identity when flat at the end: equity change = realised P&L net of commissions
-    final = breakout_run.equity.iloc[-1]
-    if (trades["closed_ts"].max() <= breakout_run.equity.index[-1]) and summary["net_pnl"] is not None:
+    final = default_run.equity.iloc[-1]
+    if (trades["closed_ts"].max() <= default_run.equity.index[-1]) and summary["net_pnl"] is not None:
         assert final - 100_000 == pytest.approx(trades["realized_pnl"].sum(), abs=0.01)
 
 
-def test_same_config_gives_identical_fills_and_positions(roll_week_catalog, tmp_path, breakout_run):
+def test_same_config_gives_identical_fills_and_positions(roll_week_catalog, tmp_path, default_run):
     again = run_backtest(_plan(roll_week_catalog, tmp_path / "again", venue=_no_slip()))
-    pd.testing.assert_frame_equal(again.fills, breakout_run.fills)
-    pd.testing.assert_frame_equal(again.trades, breakout_run.trades)
+    pd.testing.assert_frame_equal(again.fills, default_run.fills)
+    pd.testing.assert_frame_equal(again.trades, default_run.trades)
 
 
-def test_entries_fill_from_quotes_after_the_decision_not_at_the_bar(roll_week_catalog, breakout_run):
+def test_entries_fill_from_quotes_after_the_decision_not_at_the_bar(roll_week_catalog, default_run):
     catalog = ParquetDataCatalog(str(roll_week_catalog))
-    fills = breakout_run.fills
+    fills = default_run.fills
     entries = fills[fills["order_type"] == "MARKET"]
     assert len(entries) > 0
     checked = 0
@@ -214,11 +215,11 @@ def test_plan_rejects_unknown_root_before_running(roll_week_catalog, tmp_path):
         plan_backtest(BacktestConfig(), CONFIG, catalog=tmp_path / "missing", out=tmp_path / "x")
 
 
-def test_stops_fill_at_the_market_when_it_gaps_through_them(roll_week_catalog, breakout_run):
+def test_stops_fill_at_the_market_when_it_gaps_through_them(roll_week_catalog, default_run):
     """A protective stop fills like a CME stop: at the bid/ask of the quote that triggers it, not at
     its trigger price (nautilus's L1 default), so gaps cost what they cost."""
     catalog = ParquetDataCatalog(str(roll_week_catalog))
-    stops = breakout_run.fills[breakout_run.fills["order_type"] == "STOP_MARKET"]
+    stops = default_run.fills[default_run.fills["order_type"] == "STOP_MARKET"]
     assert len(stops) > 20
     gaps = 0
     for instrument_id, group in stops.groupby("instrument_id"):
