@@ -395,6 +395,13 @@ def per_regime(trades: pd.DataFrame, regime_bars: Mapping[str, Mapping[str, int]
     return out.set_index(["root", "regime"])
 
 
+def _or_dash(value: object, fmt: Callable[[float], str]) -> str:
+    """A number formatted, or "-" when undefined (NaN, or null read back from JSON)."""
+    if isinstance(value, int | float) and math.isfinite(value):
+        return fmt(float(value))
+    return "-"
+
+
 def per_regime_table(table: pd.DataFrame, title: str = "per regime") -> Table:
     """The per-regime frame as a console table."""
     out = Table(title=title)
@@ -405,11 +412,11 @@ def per_regime_table(table: pd.DataFrame, title: str = "per regime") -> Table:
         out.add_row(
             str(root),
             str(regime),
-            _pct(row["time_share"]) if math.isfinite(row["time_share"]) else "-",
+            _or_dash(row["time_share"], _pct),
             str(int(row["bars"])),
             str(int(row["trades"])),
-            _money(row["net_pnl"]),
-            _pct(row["win_rate"]) if math.isfinite(row["win_rate"]) else "-",
+            _or_dash(row["net_pnl"], _money),
+            _or_dash(row["win_rate"], _pct),
         )
     return out
 
@@ -604,9 +611,9 @@ def _format(summary: Mapping[str, object], key: str, fmt: Callable[[float], str]
     return fmt(number) if math.isfinite(number) else _MISSING
 
 
-def summary_table(summary: Mapping[str, object]) -> Table:
+def summary_table(summary: Mapping[str, object], title: str = "Backtest summary") -> Table:
     """The few numbers a trader looks at first, formatted (%, $, thousands separators)."""
-    table = Table(title="Backtest summary", show_header=True, header_style="bold")
+    table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("Metric")
     table.add_column("Value", justify="right")
     for key, label, fmt in _CONSOLE_ROWS:

@@ -140,6 +140,11 @@ def test_cli_paper_simulate_runs_end_to_end(tmp_path):
         assert (out / name).exists(), name
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "stopped" and info["iqfeed"]["simulated"] is True
+    # the default strategy's actors ran and asked the data client only for what it serves
+    log = (out / "nautilus.log").read_text()
+    assert "[ERROR]" not in log, [line for line in log.splitlines() if "[ERROR]" in line][:5]
+    assert "SubscribeData(client_id=IQFEED" in log and "OptionChainSnapshot{'instrument_id': 'ES" in log
+    assert "RiskActor" in log and "FeatureActor" in log
 
 
 def test_cli_paper_stops_cleanly_on_sigint(tmp_path):

@@ -21,6 +21,8 @@ from mia_strategies.results import TRADE_COLUMNS
 from mia_strategies.results import compute_summary
 from mia_strategies.results import daily_returns
 from mia_strategies.results import per_instrument
+from mia_strategies.results import per_regime
+from mia_strategies.results import per_regime_table
 from mia_strategies.results import summary_table
 from mia_strategies.results import write_report
 from mia_strategies.results import write_summary
@@ -473,3 +475,24 @@ def test_summary_table_formats_for_a_trader() -> None:
         "Commissions": "$98,765.43",
         "Events / s": "1,234,568",
     }
+
+
+def test_per_regime_counts_time_and_trades_and_prints_undefined_values_as_a_dash():
+    trades = pd.DataFrame(
+        {"root": ["ES", "ES", "MNQ"], "regime": ["trend", "trend", ""], "realized_pnl": [100.0, -40.0, 5.0]}
+    )
+    bars = {"ES": {"trend": 30, "range": 60, "defensive": 10}, "MNQ": {"range": 4}}
+    table = per_regime(trades, bars)
+    es_trend = table.loc[("ES", "trend")]
+    assert es_trend["bars"] == 30 and es_trend["time_share"] == pytest.approx(0.3)
+    assert es_trend["trades"] == 2 and es_trend["net_pnl"] == pytest.approx(60.0) and es_trend["win_rate"] == 0.5
+    assert table.loc[("ES", "range")]["trades"] == 0 and np.isnan(table.loc[("ES", "range")]["win_rate"])
+    # a trade without a regime is counted as unknown, never dropped
+    assert table.loc[("MNQ", "unknown")]["trades"] == 1 and table.loc[("MNQ", "unknown")]["bars"] == 0
+    assert table["trades"].sum() == len(trades)
+    # the JSON round trip of summary.json turns NaN into null: the table still prints
+    records = json.loads(table.reset_index().to_json(orient="records"))
+    console = Console(width=120, record=True)
+    console.print(per_regime_table(pd.DataFrame(records).set_index(["root", "regime"])))
+    text = console.export_text()
+    assert "30.00%" in text and "$60.00" in text and " - " in text

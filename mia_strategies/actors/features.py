@@ -161,9 +161,16 @@ class FeatureActor(Actor):
             self.subscribe_bars(BarType.from_str(text))
         for text in sorted(self._reference):
             self.subscribe_bars(BarType.from_str(text))
-        if cfg.subscribe_custom:
+        if cfg.subscribe_custom and client is None:  # a backtest: the run's data holds whatever exists
             for cls in (OptionChainSnapshot, NewsHeadline, MacroEvent):
-                self.subscribe_data(DataType(cls), client_id=client)
+                self.subscribe_data(DataType(cls))
+        elif cfg.subscribe_custom:
+            # a live data client polls one chain per underlying future and streams news; macro
+            # releases come from the calendar file loaded at start (no feed publishes them)
+            self.subscribe_data(DataType(NewsHeadline), client_id=client)
+            for instrument_id in self._by_id:
+                chain = DataType(OptionChainSnapshot, metadata={"instrument_id": instrument_id.value})
+                self.subscribe_data(chain, client_id=client)
 
     def on_stop(self) -> None:
         """Log the counters; subscriptions end with the actor."""

@@ -274,6 +274,8 @@ def _run(
     state_file: Path,
     simulated: bool,
 ) -> None:
+    import pandas as pd
+
     from adapters.iqfeed import IQFEED
     from adapters.iqfeed import IQFeedLiveDataClientFactory
     from adapters.sierrachart.factories import SierraChartLiveExecClientFactory
@@ -285,6 +287,7 @@ def _run(
     from mia_strategies.live import ClientSpec
     from mia_strategies.live import LiveNodeSpec
     from mia_strategies.live import build_live_node
+    from mia_strategies.results import per_regime_table
     from mia_strategies.results import summary_table
 
     settings = options.settings
@@ -354,7 +357,9 @@ def _run(
     outcome = run.run(duration_s=options.duration)
     if client.startup_error is not None:
         raise LiveStartRefused(f"Sierra Chart execution client refused to start: {client.startup_error}")
-    console.print(summary_table(outcome.summary))
+    console.print(summary_table(outcome.summary, title="Live session summary"))
+    if outcome.summary.get("per_regime"):
+        console.print(per_regime_table(pd.DataFrame(outcome.summary["per_regime"]).set_index(["root", "regime"])))
     if client.fatal_error is not None:
         console.print(f"[bold red]stopped early[/]: {client.fatal_error}")
     console.print(

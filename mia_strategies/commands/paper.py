@@ -66,6 +66,8 @@ def paper(
     """Paper-trade the strategy on IQFeed data (or the simulator) until --duration or Ctrl-C; write a run folder."""
     import datetime as dt
 
+    import pandas as pd
+
     from adapters.iqfeed import IQFEED
     from adapters.iqfeed import IQFeedLiveDataClientFactory
     from adapters.iqfeed.simulator import SimulatorConfig
@@ -83,6 +85,7 @@ def paper(
     from mia_strategies.live import LiveNodeSpec
     from mia_strategies.live import build_live_node
     from mia_strategies.paper import PaperLiveExecClientFactory
+    from mia_strategies.results import per_regime_table
     from mia_strategies.results import summary_table
 
     settings, base = load_paper_settings(config)
@@ -156,7 +159,9 @@ def paper(
     finally:
         if simulator is not None:
             simulator.stop()
-    console.print(summary_table(outcome.summary))
+    console.print(summary_table(outcome.summary, title="Paper session summary"))
+    if outcome.summary.get("per_regime"):
+        console.print(per_regime_table(pd.DataFrame(outcome.summary["per_regime"]).set_index(["root", "regime"])))
     console.print(
         f"paper run stopped: {outcome.summary.get('orders', 0)} orders, {len(outcome.fills)} fills, "
         f"{len(outcome.trades)} closed trades; results in [bold]{out_dir}[/] "

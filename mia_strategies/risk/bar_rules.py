@@ -159,6 +159,9 @@ class BarRulesActor(Actor):
         for bar_type in self._cfg.bar_types:
             self.subscribe_bars(BarType.from_str(bar_type))
 
+    def on_stop(self) -> None:
+        """Nothing to release: bar subscriptions end with the node, the state lives in memory."""
+
     def on_bar(self, bar: Bar) -> None:
         """Update the instrument's rules and publish its features and regime for this bar."""
         key = bar.bar_type.instrument_id.value
