@@ -34,6 +34,7 @@ from nautilus_trader.config import ImportableActorConfig
 from nautilus_trader.config import ImportableStrategyConfig
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import OrderBookDepth10
 from nautilus_trader.model.data import QuoteTick
 from nautilus_trader.model.data import TradeTick
 
@@ -92,6 +93,10 @@ class BacktestPlan:
     parts: StrategyParts | None = None
     #: Actors added to whatever the strategy brings (tests, research).
     actors: list[ImportableActorConfig] = field(default_factory=list)
+    #: What the feature actor reads beyond the contracts (reference bars, chains, news, macro events,
+    #: books), replayed before ``data``; and the data-only venues of the reference series.
+    feature_data: list[BacktestDataConfig] = field(default_factory=list)
+    extra_venues: list[BacktestVenueConfig] = field(default_factory=list)
 
     @property
     def staging_dir(self) -> Path:
@@ -213,9 +218,75 @@ def plan_backtest(
     parts = strategy_parts(strategy, config_base, slots, markets.venue, staging)
     if strategy.strategy == "mia":
         parts = _note_missing_trades(parts, strategy, config_base, catalog_path, roots, present)
-    return BacktestPlan(
-        catalog_path, markets, strategy, config, roots, start_ns, end_ns, slots, data, out_dir, parts=parts
+    parts, extra_data, extra_venues = _feature_inputs(
+        parts, strategy, config_base, catalog_path, slots, start_ns, end_ns
     )
+    return BacktestPlan(
+        catalog_path,
+        markets,
+        strategy,
+        config,
+        roots,
+        start_ns,
+        end_ns,
+        slots,
+        data,
+        out_dir,
+        parts=parts,
+        feature_data=extra_data,
+        extra_venues=extra_venues,
+    )
+
+
+#: Days of reference bars, chains and news the feature actor preloads from before a backtest's start.
+HISTORY_DAYS = 60.0
+
+
+def _feature_inputs(
+    parts: StrategyParts,
+    strategy: StrategyFile,
+    config_base: Path,
+    catalog_path: Path,
+    slots: list[ContractSlot],
+    start_ns: int,
+    end_ns: int,
+) -> tuple[StrategyParts, list[BacktestDataConfig], list[BacktestVenueConfig]]:
+    """What the catalog holds beyond the contracts' ticks for the feature actor, as `mia features build`
+    loads it: reference bars (VIX, SPY) with their data-only venues, option chains, news, macro events
+    and 10-level books; the actor is told to follow them. Without a feature actor, nothing."""
+    from mia_strategies.assembly import FEATURE_ACTOR_PATHS
+    from mia_strategies.features.history import depth_instruments_in
+    from mia_strategies.features.history import reference_bar_types_in
+    from mia_strategies.features.sets import load_feature_sets
+    from research.features import feature_data_configs
+    from research.features import reference_venue_configs
+
+    index = next((i for i, a in enumerate(parts.actors) if a.actor_path == FEATURE_ACTOR_PATHS[0]), None)
+    sets_file = config_base / strategy.mia.feature_sets_file
+    if index is None or not sets_file.exists():
+        return parts, [], []
+    wanted = load_feature_sets(sets_file).params.crossmarket
+    candidates = {wanted.vix_bar_type, wanted.vix3m_bar_type, wanted.vix9d_bar_type, *wanted.etf_bar_types.values()}
+    references = reference_bar_types_in(catalog_path, candidates)
+    data = feature_data_configs(catalog_path, start_ns, end_ns, references)
+    depth_ids = depth_instruments_in(catalog_path, [s.instrument_id for s in slots])
+    if depth_ids:
+        data.append(
+            BacktestDataConfig(
+                catalog_path=str(Path(catalog_path).resolve()),
+                data_cls=OrderBookDepth10,
+                instrument_ids=depth_ids,
+                start_time=start_ns,
+                end_time=end_ns,
+            ),
+        )
+    actor = parts.actors[index]
+    config = {**actor.config, "reference_bar_types": references, "subscribe_depth": bool(depth_ids)}
+    if len(data) > 0:  # daily series (VIX z-scores) and the last chain need history from before the start
+        config.update(history_catalog=str(Path(catalog_path).resolve()), history_days=HISTORY_DAYS)
+    actors = list(parts.actors)
+    actors[index] = ImportableActorConfig(actor_path=actor.actor_path, config_path=actor.config_path, config=config)
+    return dataclasses.replace(parts, actors=actors), data, reference_venue_configs(references)
 
 
 def _slots_and_data(
@@ -397,8 +468,8 @@ def build_run_config(plan: BacktestPlan) -> BacktestRunConfig:
     )
     return BacktestRunConfig(
         engine=engine,
-        venues=[venue_config],
-        data=plan.data,
+        venues=[venue_config, *plan.extra_venues],
+        data=[*plan.feature_data, *plan.data],
         start=_iso(plan.start_ns),
         end=_iso(plan.end_ns),
         dispose_on_completion=False,

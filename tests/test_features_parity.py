@@ -9,6 +9,7 @@ calendar), and, when the shared data folder is present, on more real ES data wit
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
@@ -23,6 +24,9 @@ from catalog.news import ingest_news
 from catalog.options import ingest_option_chains
 from catalog.options import load_lean_option_universes
 from catalog.types import FeatureVector
+from mia_strategies.backtest import plan_backtest
+from mia_strategies.backtest import run_backtest
+from mia_strategies.config import BacktestConfig
 from mia_strategies.config import load_backtest
 from mia_strategies.features.reference import ingest_reference_bars
 from mia_strategies.features.reference import load_lean_equity_minute
@@ -305,3 +309,20 @@ def test_depth_snapshots_actor_equals_offline_for_the_depth_features(tmp_path, m
     _assert_parity(report, minimum_bars=120)
     depth_names = {s.name for s in registry().by_family("orderflow") if s.name.startswith("depth_")}
     assert depth_names <= _defined(offline, feature_sets)
+
+
+def test_mia_backtest_feeds_the_feature_actor_what_the_catalog_holds(es_2020_catalog, tmp_path):
+    """`mia backtest` loads VIX, chains, news and macro events for the feature actor, as the offline build does."""
+    plan = plan_backtest(
+        BacktestConfig(instruments=["ES"]), REPO / "config", catalog=es_2020_catalog, out=tmp_path / "r"
+    )
+    kinds = {str(d.data_cls) for d in plan.feature_data}
+    assert any("OptionChainSnapshot" in k for k in kinds) and any("NewsHeadline" in k for k in kinds)
+    assert any(d.bar_types and "VIX" in d.bar_types[0] for d in plan.feature_data)
+    outcome = run_backtest(plan)
+    book = outcome.strategy._features  # what the strategy and the risk actor read
+    iid = plan.slots[0].instrument_id
+    last = int(pd.Timestamp(outcome.equity.index[-1]).value)
+    for name in ("vix_level", "call_iv_atm", "news_sentiment_score", "minutes_to_next_high_impact"):
+        value = book.get(iid, name, last)
+        assert value is not None and np.isfinite(value), name
