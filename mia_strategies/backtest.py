@@ -101,7 +101,7 @@ class BacktestPlan:
     @property
     def staging_dir(self) -> Path:
         """Where the run writes (journals included) before the folder is renamed to ``out_dir``."""
-        return self.out_dir.with_name(self.out_dir.name + ".partial")
+        return staging_dir(self.out_dir)
 
     def resolved(self) -> tuple[tuple[str, str] | None, dict[str, Any], list[ImportableActorConfig]]:
         """Strategy paths, extra config and actors of the run: the strategy file's parts, or the override's."""
@@ -121,6 +121,11 @@ class BacktestOutcome:
     fills: pd.DataFrame
     equity: pd.Series
     strategy: Any = None
+
+
+def staging_dir(out_dir: Path) -> Path:
+    """The folder a run writes to before it is renamed to ``out_dir`` (a partial run never looks complete)."""
+    return out_dir.with_name(out_dir.name + ".partial")
 
 
 def parse_time(value: str | dt.datetime | None, what: str) -> int | None:
@@ -214,8 +219,7 @@ def plan_backtest(
         )
     slots, data = _slots_and_data(catalog_path, markets, config, roots, present, start_ns, end_ns)
     out_dir = out or Path("runs") / dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    parts = strategy_parts(strategy, config_base, slots, markets.venue, staging)
+    parts = strategy_parts(strategy, config_base, slots, markets.venue, staging_dir(out_dir))
     if strategy.strategy == "mia":
         parts = _note_missing_trades(parts, strategy, config_base, catalog_path, roots, present)
     parts, extra_data, extra_venues = _feature_inputs(

@@ -114,8 +114,8 @@ def backtest(
     with console.status("running the nautilus backtest engine..."):
         outcome = run_backtest(plan)
     console.print(summary_table(outcome.summary))
-    regimes = pd.read_csv(outcome.out_dir / "per_regime.csv").set_index(["root", "regime"])
-    console.print(per_regime_table(regimes))
+    if outcome.summary.get("per_regime"):
+        console.print(per_regime_table(pd.DataFrame(outcome.summary["per_regime"]).set_index(["root", "regime"])))
     if "risk_events" in outcome.summary:
         console.print(f"risk events: `mia risk events {outcome.out_dir}`")
     console.print(f"results in [bold]{outcome.out_dir}[/] (summary.json, fills.csv, positions.csv, report.html)")

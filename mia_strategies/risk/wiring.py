@@ -42,11 +42,6 @@ def _slots(slots: Sequence[ContractSlot]) -> list[dict[str, Any]]:
     return [msgspec.structs.asdict(s) for s in slots]
 
 
-def staging_dir(out_dir: Path) -> Path:
-    """The folder ``run_backtest`` writes its results to before renaming it to ``out_dir``."""
-    return out_dir.with_name(out_dir.name + ".partial")
-
-
 def mia_strategy_extra(
     router: RouterConfig,
     risk: RiskConfig,
