@@ -2,16 +2,15 @@
 
 They condense what a rule-based provider asks ("is this a breakout?", "is the book being worked by
 fast algorithms?", "is it a range a market maker would like?") into one number each. Each is NaN
-when any input it needs is NaN (never a silent zero).
+when any input it needs is NaN (never a silent zero). The per-bar work is one compiled call
+(``dynamic_kernel.composite_bar``): reading a score's inputs in Python cost more than the scores.
 """
-
-import math
 
 import numpy as np
 
+from mia_strategies.features import dynamic_kernel
 from mia_strategies.features.core import BarContext
 from mia_strategies.features.registry import SpecList
-from mia_strategies.features.rolling import NAN
 from mia_strategies.features.rolling import FloatArray
 
 
@@ -37,59 +36,45 @@ SPECS.add("risk_score", _B, 403, "atr_dynamic + 0.5 volume_anomaly")
 INDEX = SPECS.index()
 
 
-def _any_nan(*values: float) -> bool:
-    return any(v != v for v in values)
+#: Inputs in the order ``dynamic_kernel.composite_bar`` reads them.
+_SOURCES = (
+    "atr_14",
+    "efficiency_ratio_30",
+    "bb_pctb_20",
+    "hft_activity_score_15",
+    "spoofing_score_15",
+    "quote_velocity_ratio_5_60",
+    "linreg_slope_30",
+    "adx_14",
+    "zscore_close_60",
+    "ret_30",
+    "rv_30",
+    "l1_depth_zscore_60",
+    "spread_zscore_60",
+    "atr_dynamic",
+    "volume_anomaly",
+)
+#: Outputs in the order the kernel writes them.
+_OUTPUTS = (
+    "breakout_score",
+    "breakout_score_60",
+    "mm_score",
+    "hft_score",
+    "trend_score",
+    "mean_reversion_score",
+    "momentum_score",
+    "liquidity_score",
+    "risk_score",
+)
 
 
 class CompositeState:
-    """Reads the bar's other features; keeps no history of its own."""
+    """Reads the bar's other features; keeps no history of its own (the breakouts read the bar history)."""
 
     def __init__(self, index: dict[str, int]) -> None:
-        self._src = index
+        self._p = np.array([index[n] for n in _SOURCES] + [INDEX[n] for n in _OUTPUTS], dtype=np.int64)
 
     def on_bar(self, ctx: BarContext, out: FloatArray) -> None:
         """Write the composite scores."""
-        values = ctx.full.tolist()  # one conversion, then plain-float reads
-        src = self._src
-
-        def g(_: BarContext, name: str) -> float:
-            return values[src[name]]  # type: ignore[no-any-return]
-
-        atr = g(ctx, "atr_14")
-        c = ctx.bar.close
-        highs = ctx.hist.high.last(61)
-        lows = ctx.hist.low.last(61)
-        for n, name in ((20, "breakout_score"), (60, "breakout_score_60")):
-            if len(highs) >= n + 1 and atr == atr:
-                top = float(highs[-n - 1 : -1].max())
-                bottom = float(lows[-n - 1 : -1].min())
-                score = max(0.0, c - top) - max(0.0, bottom - c)
-                out[INDEX[name]] = score / atr if atr > 0.0 else 0.0
-        er30 = g(ctx, "efficiency_ratio_30")
-        pctb = g(ctx, "bb_pctb_20")
-        if not _any_nan(er30, pctb):
-            out[INDEX["mm_score"]] = (1.0 - er30) * (1.0 - min(1.0, abs(2.0 * pctb - 1.0)))
-        hft = g(ctx, "hft_activity_score_15")
-        spoof = g(ctx, "spoofing_score_15")
-        qv = g(ctx, "quote_velocity_ratio_5_60")
-        if not _any_nan(hft, spoof, qv):
-            out[INDEX["hft_score"]] = (hft + min(1.0, spoof) + min(1.0, max(0.0, qv - 1.0))) / 3.0
-        slope = g(ctx, "linreg_slope_30")
-        adx = g(ctx, "adx_14")
-        if not _any_nan(slope, adx, er30):
-            out[INDEX["trend_score"]] = float(np.sign(slope)) * adx / 100.0 * er30
-        z60 = g(ctx, "zscore_close_60")
-        if not _any_nan(z60, er30):
-            out[INDEX["mean_reversion_score"]] = -z60 * (1.0 - er30)
-        ret30 = g(ctx, "ret_30")
-        rv30 = g(ctx, "rv_30")
-        if not _any_nan(ret30, rv30):
-            scale = rv30 * math.sqrt(30.0)
-            out[INDEX["momentum_score"]] = math.tanh(ret30 / scale) if scale > 0.0 else 0.0
-        depth_z = g(ctx, "l1_depth_zscore_60")
-        spread_z = g(ctx, "spread_zscore_60")
-        if not _any_nan(depth_z, spread_z):
-            out[INDEX["liquidity_score"]] = depth_z - spread_z
-        atr_dyn = g(ctx, "atr_dynamic")
-        vol_anom = g(ctx, "volume_anomaly")
-        out[INDEX["risk_score"]] = NAN if _any_nan(atr_dyn, vol_anom) else atr_dyn + 0.5 * vol_anom
+        hist = ctx.hist
+        dynamic_kernel.composite_bar(ctx.full, out, hist.high.last(61), hist.low.last(61), ctx.bar.close, self._p)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from mia_strategies.features import dynamic_kernel
 from mia_strategies.features.core import NS_PER_DAY
 from mia_strategies.features.core import NS_PER_MINUTE
 from mia_strategies.features.core import BarContext
@@ -85,12 +86,14 @@ class DailySeries:
         self.ts: list[int] = []
         self.by_date: dict[dt.date, float] = {}
         self.dates: list[dt.date] = []
+        self.version = 0  # bumped on every accepted close: readers cache what derives from the closes
 
     def on_bar(self, bar: BarInput) -> None:
         """Record a daily close (a second close for the same date replaces nothing: first wins)."""
         day = ny_date(bar.ts_event)
         if day in self.by_date:
             return
+        self.version += 1
         self.closes.push(bar.close)
         self.ts.append(bar.ts_event)
         self.by_date[day] = bar.close
@@ -180,25 +183,41 @@ class RootDaily:
 
 
 class CrossMarketState:
-    """Per-instrument pairs with the ETF proxy; VIX reads are shared."""
+    """Per-instrument pairs with the ETF proxy (compiled, see ``dynamic_kernel.etf_bar``); VIX reads are shared.
+
+    What derives from daily closes only (VIX window statistics, the VIX-ES correlations) is cached
+    until the series gets a new close: recomputing it every minute cost more than everything else.
+    """
 
     def __init__(self, info: InstrumentInfo, params: CrossMarketParams, index: dict[str, int]) -> None:
         self._info = info
         self._params = params
         self._etf_bar_type = params.etf_bar_types.get(info.root)
-        self._es_r = Ring(400)
-        self._etf_r = Ring(400)
-        self._basis = Ring(400)
-        self._lag_es = Ring(64)
-        self._lag_etf = Ring(64)
-        self._lead_es = Ring(64)
-        self._lead_etf = Ring(64)
+        self._rings: FloatArray = np.full((dynamic_kernel.N_RINGS, 800), np.nan)  # Ring(400) each
+        self._ring_state = np.zeros(2 * dynamic_kernel.N_RINGS, dtype=np.int64)  # next slot, count
+        self._etf_p = np.array(
+            [INDEX["es_spy_basis_bps"], INDEX["es_spy_basis_zscore"]]
+            + [INDEX[f"es_spy_corr_{n}"] for n in CORR_N]
+            + [INDEX[f"es_spy_beta_{n}"] for n in BETA_N]
+            + [INDEX["es_spy_lead_corr_60"], INDEX["es_spy_lag_corr_60"]]
+            + list(CORR_N)
+            + list(BETA_N)
+            + [INDEX["spy_volume_zscore_60"]],
+            dtype=np.int64,
+        )
         self._prev_pair_ts = 0
         self._prev_es_r = NAN
         self._prev_etf_r = NAN
-        self._src = index
+        self._i_rv390 = index["rv_390"]
+        self._i_ret15 = index["ret_15"]
         self._annualise = math.sqrt(params.bars_per_year)
         self._pair_max_age_ns = int(params.etf_pair_max_age_hours * 3_600_000_000_000)
+        self._vix_max_age = int(params.vix_max_age_days * NS_PER_DAY)
+        self._etf_max_age = int(params.etf_max_age_minutes * NS_PER_MINUTE)
+        self._vix_key: tuple[int, int] = (-1, -1)
+        self._vix_stats: list[tuple[int, float]] = []
+        self._corr_key: tuple[object, int, int] | None = None
+        self._corr_values: list[tuple[int, float]] = []
 
     def on_bar(self, ctx: BarContext, out: FloatArray) -> None:
         """Write VIX and ETF features for the bar closing now."""
@@ -217,30 +236,21 @@ class CrossMarketState:
     def _vix(self, ctx: BarContext, out: FloatArray) -> None:
         p = self._params
         ts = ctx.bar.ts_event
-        max_age = int(p.vix_max_age_days * NS_PER_DAY)
+        max_age = self._vix_max_age
         vix = ctx.shared.vix(p.vix_bar_type)
         level = vix.latest(max_age, ts)
         if level != level:
             return
-        closes = vix.closes
         out[INDEX["vix_level"]] = level
-        prev = closes.newest(1)
-        if prev == prev:
-            out[INDEX["vix_change_1d"]] = math.log(level / prev)
-        back5 = closes.newest(5)
-        if back5 == back5:
-            out[INDEX["vix_change_5d"]] = math.log(level / back5)
-        means, stds = window_mean_std(closes.last(60), (10, 20, 60), ddof=0)
-        if means[0] == means[0]:
-            out[INDEX["vix_sma_ratio_10d"]] = level / means[0]
-        for j, name in ((1, "vix_zscore_20d"), (2, "vix_zscore_60d")):
-            if means[j] == means[j]:
-                out[INDEX[name]] = (level - means[j]) / stds[j] if stds[j] > 0.0 else 0.0
-        if closes.count >= 252:
-            out[INDEX["vix_percentile_252d"]] = percentile_rank(closes.last(252), level)
+        key = (id(vix), vix.version)
+        if key != self._vix_key:  # the level is the newest close, so these change only with a new close
+            self._vix_key = key
+            self._vix_stats = self._vix_window_stats(vix.closes, level)
+        for position, value in self._vix_stats:
+            out[position] = value
         out[INDEX["vix_age_hours"]] = (ts - vix.ts[-1]) / 3.6e12
         out[INDEX["vix_implied_move_1d"]] = level / 100.0 / math.sqrt(252.0)
-        rv = float(ctx.full[self._src["rv_390"]])
+        rv = float(ctx.full[self._i_rv390])
         if rv == rv:
             out[INDEX["vix_rv_spread"]] = level / 100.0 - rv * self._annualise
         vix3m = ctx.shared.vix(p.vix3m_bar_type).latest(max_age, ts)
@@ -251,88 +261,116 @@ class CrossMarketState:
         if vix9d == vix9d:
             out[INDEX["vix9d_ratio"]] = vix9d / level
 
+    @staticmethod
+    def _vix_window_stats(closes: Ring, level: float) -> list[tuple[int, float]]:
+        """(position, value) of the features that depend on the VIX closes only."""
+        stats: list[tuple[int, float]] = []
+        prev = closes.newest(1)
+        if prev == prev:
+            stats.append((INDEX["vix_change_1d"], math.log(level / prev)))
+        back5 = closes.newest(5)
+        if back5 == back5:
+            stats.append((INDEX["vix_change_5d"], math.log(level / back5)))
+        means, stds = window_mean_std(closes.last(60), (10, 20, 60), ddof=0)
+        if means[0] == means[0]:
+            stats.append((INDEX["vix_sma_ratio_10d"], level / means[0]))
+        for j, name in ((1, "vix_zscore_20d"), (2, "vix_zscore_60d")):
+            if means[j] == means[j]:
+                stats.append((INDEX[name], (level - means[j]) / stds[j] if stds[j] > 0.0 else 0.0))
+        if closes.count >= 252:
+            stats.append((INDEX["vix_percentile_252d"], percentile_rank(closes.last(252), level)))
+        return [(i, float(v)) for i, v in stats]
+
     def _vix_correlation(
         self, es_returns: dict[dt.date, tuple[dt.date, float]], vix: "DailySeries", out: FloatArray
     ) -> None:
         """Pairs a day's ES return with the VIX change over the same two consecutive trading days.
 
         The VIX calendar decides what consecutive means: an ES return that spans a gap in the ES data
-        (several VIX days) is left out rather than paired with a one-day VIX change.
+        (several VIX days) is left out rather than paired with a one-day VIX change. The result only
+        changes with a new day's returns (a new dict) or a new VIX close, so it is cached.
         """
+        key = (es_returns, id(vix), vix.version)
+        cached = self._corr_key
+        if cached is None or cached[0] is not es_returns or cached[1:] != key[1:]:
+            self._corr_key = key  # holds the dict, so its identity cannot be reused while cached
+            self._corr_values = self._vix_correlation_values(es_returns, vix)
+        for position, value in self._corr_values:
+            out[position] = value
+
+    @staticmethod
+    def _vix_correlation_values(
+        es_returns: dict[dt.date, tuple[dt.date, float]], vix: "DailySeries"
+    ) -> list[tuple[int, float]]:
         if not es_returns or len(vix.dates) < 2:
-            return
+            return []
         changes: dict[dt.date, tuple[dt.date, float]] = {}
         for prev, cur in itertools.pairwise(vix.dates[-80:]):
             changes[cur] = (prev, math.log(vix.by_date[cur] / vix.by_date[prev]))
         days = sorted(d for d, (prev, _) in es_returns.items() if d in changes and changes[d][0] == prev)
+        values: list[tuple[int, float]] = []
         for window, name in ((20, "vix_es_correlation"), (60, "vix_es_correlation_60d")):
             chosen = days[-window:]
             if len(chosen) >= window // 2:
                 a = np.array([es_returns[d][1] for d in chosen])
                 b = np.array([changes[d][1] for d in chosen])
-                out[INDEX[name]] = correlation(a, b)
+                values.append((INDEX[name], correlation(a, b)))
+        return values
 
     def _etf(self, ctx: BarContext, etf: EtfSeries, out: FloatArray) -> None:
-        p = self._params
         bar = ctx.bar
         ts = bar.ts_event
-        fresh = ts - etf.ts <= int(p.etf_max_age_minutes * NS_PER_MINUTE)
+        fresh = ts - etf.ts <= self._etf_max_age
         hist = ctx.hist
         es_r = hist.logret.newest() if hist.count >= 2 else NAN
         consecutive_es = hist.count >= 2 and hist.prev_ts == ts - etf.bar_ns
         if not consecutive_es:
             es_r = NAN
+        basis_x = NAN
+        current = NAN
         if fresh:
             ratio = bar.close / etf.close
             out[INDEX["es_spy_ratio"]] = ratio
             if etf.ts == ts:
-                self._basis.push(math.log(ratio))
-        if etf.ts == ts and es_r == es_r and etf.ret == etf.ret:
-            self._es_r.push(es_r)
-            self._etf_r.push(etf.ret)
-            if self._prev_pair_ts == ts - etf.bar_ns:
-                self._lead_es.push(es_r)
-                self._lead_etf.push(self._prev_etf_r)
-                self._lag_es.push(self._prev_es_r)
-                self._lag_etf.push(etf.ret)
+                basis_x = math.log(ratio)
+            current = math.log(bar.close / etf.close)
+        push_pair = etf.ts == ts and es_r == es_r and etf.ret == etf.ret
+        push_lead = push_pair and self._prev_pair_ts == ts - etf.bar_ns
+        prev_es_r = self._prev_es_r
+        prev_etf_r = self._prev_etf_r
+        if push_pair:
             self._prev_pair_ts = ts
             self._prev_es_r = es_r
             self._prev_etf_r = etf.ret
-        basis = self._basis
-        if fresh and basis.count >= 30:
-            window = basis.last(390)
-            current = math.log(bar.close / etf.close)
-            mean = float(window.mean())
-            std = float(window.std())
-            out[INDEX["es_spy_basis_bps"]] = (current - mean) * 1e4
-            out[INDEX["es_spy_basis_zscore"]] = (current - mean) / std if std > 0.0 else 0.0
-        pairs = self._es_r.count if ts - self._prev_pair_ts <= self._pair_max_age_ns else 0
-        for n in CORR_N:
-            if pairs >= n:
-                out[INDEX[f"es_spy_corr_{n}"]] = correlation(self._es_r.last(n), self._etf_r.last(n))
-        for n in BETA_N:
-            if pairs >= n:
-                x = self._etf_r.last(n)
-                y = self._es_r.last(n)
-                dx = x - x.mean()
-                sxx = float(np.dot(dx, dx))
-                out[INDEX[f"es_spy_beta_{n}"]] = float(np.dot(dx, y - y.mean())) / sxx if sxx > 0.0 else 0.0
-        if pairs and self._lead_es.count >= 60:
-            out[INDEX["es_spy_lead_corr_60"]] = correlation(self._lead_es.last(60), self._lead_etf.last(60))
-            out[INDEX["es_spy_lag_corr_60"]] = correlation(self._lag_es.last(60), self._lag_etf.last(60))
+        lnv = etf.lnv.last(60) if fresh and etf.lnv.count >= 60 else _EMPTY
+        dynamic_kernel.etf_bar(
+            self._rings,
+            self._ring_state,
+            out,
+            self._etf_p,
+            basis_x,
+            push_pair,
+            es_r,
+            etf.ret,
+            push_lead,
+            prev_es_r,
+            prev_etf_r,
+            current,
+            ts - self._prev_pair_ts <= self._pair_max_age_ns,
+            lnv,
+        )
         if fresh:
             closes = etf.closes
             if etf.ret == etf.ret:
                 out[INDEX["spy_ret_1"]] = etf.ret
-            for k in (5, 15):
+            for k, name in ((5, "spy_ret_5"), (15, "spy_ret_15")):
                 past = closes.newest(k)
                 if past == past:
-                    out[INDEX[f"spy_ret_{k}"]] = math.log(etf.close / past)
-            if etf.lnv.count >= 60:
-                means, stds = window_mean_std(etf.lnv.last(60), (60,), ddof=0)
-                newest = etf.lnv.newest()
-                out[INDEX["spy_volume_zscore_60"]] = (newest - means[0]) / stds[0] if stds[0] > 0.0 else 0.0
-            es15 = float(ctx.full[self._src["ret_15"]])
+                    out[INDEX[name]] = math.log(etf.close / past)
+            es15 = float(ctx.full[self._i_ret15])
             past = closes.newest(15)
             if es15 == es15 and past == past:
                 out[INDEX["es_spy_return_spread_15"]] = es15 - math.log(etf.close / past)
+
+
+_EMPTY: FloatArray = np.empty(0)

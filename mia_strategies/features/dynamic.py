@@ -3,19 +3,16 @@
 ``atr_dynamic`` is ATR(14) as a z-score within its own last 390 values (a trading day and a half of
 1-minute bars): above 0 the market moves more than it did lately. Percentile ranks say the same
 without assuming a distribution. Ratios of short to long volatility flag expansions and compressions.
-They read the technical family's values of the same bar, so they need no other input.
+They read the technical family's values of the same bar, so they need no other input. The per-bar
+work is one compiled call (``dynamic_kernel.dynamic_bar``) over state arrays owned by ``DynamicState``.
 """
-
-import math
 
 import numpy as np
 
+from mia_strategies.features import dynamic_kernel
 from mia_strategies.features.core import BarContext
 from mia_strategies.features.registry import SpecList
 from mia_strategies.features.rolling import FloatArray
-from mia_strategies.features.rolling import RollingMoments
-from mia_strategies.features.rolling import RollingRank
-from mia_strategies.features.rolling import RollingSum
 
 
 FAMILY = "dynamic"
@@ -59,79 +56,78 @@ INDEX = SPECS.index()
 
 
 class DynamicState:
-    """Rolling moments and sorted windows of ATR(14), rv_30 and the bar range."""
+    """Running moments and sorted windows of ATR(14), rv_30 and the bar range, as two flat arrays.
+
+    The kernel needs offsets rather than objects, so the layout is decided here once: ``_f`` holds
+    every float (sums, ring buffers, sorted windows), ``_s`` every counter, ``_p`` the offsets and
+    the source and output positions in the order ``dynamic_kernel.dynamic_bar`` reads them.
+    """
 
     def __init__(self, index: dict[str, int]) -> None:
-        self._atr_m = RollingMoments(ATR_Z_N)
-        self._atr_rank = [(RollingRank(n), INDEX[f"atr_percentile_{n}"]) for n in ATR_PCT_N]
-        self._atr_lag = RollingSum((max(ATR_SLOPE_N) + 1,))
-        self._rv_rank = [(RollingRank(n), INDEX[f"rv_percentile_{n}"]) for n in RV_PCT_N]
-        self._rv_m = RollingMoments(VOV_N)
-        self._range = RollingSum(RANGE_EXP_N)
-        self._src = index
-        self._i_atr_z = [INDEX["atr_dynamic" if n == 390 else f"atr_dynamic_{n}"] for n in ATR_Z_N]
-        self._ratios = [(index[f"rv_{a}"], index[f"rv_{b}"], INDEX[f"rv_ratio_{a}_{b}"]) for a, b in RV_RATIOS] + [
-            (index[f"atr_{a}"], index[f"atr_{b}"], INDEX[f"atr_ratio_{a}_{b}"]) for a, b in ATR_RATIOS
-        ]
+        self._atr_w = np.array(ATR_Z_N, dtype=np.int64)
+        self._rv_w = np.array(VOV_N, dtype=np.int64)
+        self._rng_w = np.array(RANGE_EXP_N, dtype=np.int64)
+        lag_cap = max(ATR_SLOPE_N) + 1
+        f_size = 0
+        s_size = 0
+
+        def alloc(n_float: int, n_int: int) -> tuple[int, int]:
+            nonlocal f_size, s_size
+            at = (f_size, s_size)
+            f_size += n_float
+            s_size += n_int
+            return at
+
+        atr_m = alloc(2 + 2 * len(ATR_Z_N) + max(ATR_Z_N), 3)
+        rv_m = alloc(2 + 2 * len(VOV_N) + max(VOV_N), 3)
+        rng_s = alloc(len(RANGE_EXP_N) + max(RANGE_EXP_N), 3)
+        lag = alloc(lag_cap, 2)
+        atr_ranks = [(*alloc(2 * n, 2), n, INDEX[f"atr_percentile_{n}"]) for n in ATR_PCT_N]
+        rv_ranks = [(*alloc(2 * n, 2), n, INDEX[f"rv_percentile_{n}"]) for n in RV_PCT_N]
+        ratios = [(index[f"rv_{a}"], index[f"rv_{b}"], INDEX[f"rv_ratio_{a}_{b}"]) for a, b in RV_RATIOS]
+        ratios += [(index[f"atr_{a}"], index[f"atr_{b}"], INDEX[f"atr_ratio_{a}_{b}"]) for a, b in ATR_RATIOS]
         for kind, a, b in RANGE_RATIOS:
             short = "park" if kind == "parkinson" else "gk"
-            self._ratios.append((index[f"{kind}_{a}"], index[f"{kind}_{b}"], INDEX[f"{short}_ratio_{a}_{b}"]))
+            ratios.append((index[f"{kind}_{a}"], index[f"{kind}_{b}"], INDEX[f"{short}_ratio_{a}_{b}"]))
+        p = [
+            index["atr_14"],
+            index["rv_30"],
+            index["rv_20"],
+            index["rv_390"],
+            INDEX["vol_regime_flag"],
+            atr_m[0],
+            rv_m[0],
+            rng_s[0],
+            atr_m[1],
+            rv_m[1],
+            rng_s[1],
+            lag[0],
+            lag[1],
+            lag_cap,
+            len(atr_ranks),
+            len(rv_ranks),
+            len(ratios),
+        ]
+        p += [INDEX["atr_dynamic" if n == 390 else f"atr_dynamic_{n}"] for n in ATR_Z_N]
+        for rank in atr_ranks:
+            p += rank
+        for n in ATR_SLOPE_N:
+            p += (n, INDEX[f"atr_slope_{n}"])
+        for rank in rv_ranks:
+            p += rank
+        p += [INDEX[f"vol_of_vol_{n}"] for n in VOV_N]
+        for ratio in ratios:
+            p += ratio
+        p += [INDEX[f"range_expansion_{n}"] for n in RANGE_EXP_N]
+        self._p = np.array(p, dtype=np.int64)
+        self._f: FloatArray = np.zeros(f_size)
+        self._s = np.zeros(s_size, dtype=np.int64)
+        self._f[atr_m[0]] = np.nan  # anchors are NaN until the first value, as in RollingMoments
+        self._f[rv_m[0]] = np.nan
 
     def on_bar(self, ctx: BarContext, out: FloatArray) -> None:
-        """Write the dynamic features from this bar's technical values."""
-        full = ctx.full.tolist()  # one conversion, then plain-float reads
-        src = self._src
-        atr = full[src["atr_14"]]
-        if atr == atr:
-            self._atr_features(atr, out)
-        rv30 = full[src["rv_30"]]
-        if rv30 == rv30:
-            for rank, position in self._rv_rank:
-                rank.push(rv30)
-                if rank.full:
-                    out[position] = rank.rank(rv30)
-            self._rv_m.push(rv30)
-            for j, n in enumerate(VOV_N):
-                m = self._rv_m.mean(j)
-                if m == m:
-                    out[INDEX[f"vol_of_vol_{n}"]] = self._rv_m.std(j) / m if m > 0.0 else 0.0
-        for num, den, position in self._ratios:
-            out[position] = _ratio(full[num], full[den])
+        """Write the dynamic features from this bar's technical values (one compiled call)."""
         bar = ctx.bar
-        rng = bar.high - bar.low
-        self._range.push(rng)
-        for j, n in enumerate(RANGE_EXP_N):
-            total = self._range.total(j)
-            if total == total:
-                mean = total / n
-                out[INDEX[f"range_expansion_{n}"]] = rng / mean if mean > 0.0 else 1.0
-        ratio = _ratio(full[src["rv_20"]], full[src["rv_390"]])
-        if ratio == ratio:
-            out[INDEX["vol_regime_flag"]] = 1.0 if ratio > 1.5 else 0.0
-
-    def _atr_features(self, atr: float, out: FloatArray) -> None:
-        moments = self._atr_m
-        moments.push(atr)
-        for j, position in enumerate(self._i_atr_z):
-            m = moments.mean(j)
-            if m == m:
-                sd = moments.std(j)
-                out[position] = (atr - m) / sd if sd > 0.0 else 0.0
-        for rank, position in self._atr_rank:
-            rank.push(atr)
-            if rank.full:
-                out[position] = rank.rank(atr)
-        lag = self._atr_lag
-        lag.push(atr)
-        for n in ATR_SLOPE_N:
-            past = lag.value(n)
-            if past == past:
-                out[INDEX[f"atr_slope_{n}"]] = math.log(atr / past) if past > 0.0 and atr > 0.0 else 0.0
-
-
-def _ratio(num: float | np.floating, den: float | np.floating) -> float:
-    a = float(num)
-    b = float(den)
-    if a != a or b != b:
-        return math.nan
-    return a / b if b > 0.0 else 1.0
+        dynamic_kernel.dynamic_bar(
+            ctx.full, out, bar.high, bar.low, self._f, self._s, self._p, self._atr_w, self._rv_w, self._rng_w
+        )

@@ -11,6 +11,7 @@ from mia_strategies.features.core import NS_PER_DAY
 from mia_strategies.features.core import NS_PER_MINUTE
 from mia_strategies.features.core import BarContext
 from mia_strategies.features.core import InstrumentInfo
+from mia_strategies.features.core import SessionInfo
 from mia_strategies.features.registry import SpecList
 from mia_strategies.features.rolling import NAN
 from mia_strategies.features.rolling import FloatArray
@@ -53,45 +54,71 @@ _TWO_PI = 2.0 * math.pi
 
 
 class SessionState:
-    """Stateless apart from the instrument's roll times (bar history holds the session)."""
+    """Stateless apart from the instrument's roll times and the current session's constant values."""
 
     def __init__(self, info: InstrumentInfo) -> None:
         self._info = info
+        self._session: SessionInfo | None = None
+        self._calendar: list[float] = []
+
+    def _calendar_of(self, session: SessionInfo) -> list[float]:
+        """Features 7, 8, 9 and 12 to 16: constant over a session, so computed once per session."""
+        if session is not self._session:
+            self._session = session
+            self._calendar = [
+                float(session.weekday),
+                math.sin(_TWO_PI * session.weekday / 5.0),
+                math.cos(_TWO_PI * session.weekday / 5.0),
+                math.sin(_TWO_PI * (session.month - 1) / 12.0),
+                math.cos(_TWO_PI * (session.month - 1) / 12.0),
+                1.0 if session.is_month_end else 0.0,
+                1.0 if session.is_opex_week else 0.0,
+                1.0 if session.is_quad_witching else 0.0,
+            ]
+        return self._calendar
 
     def on_bar(self, ctx: BarContext, out: FloatArray) -> None:
-        """Write the session features of the bar closing at ``ctx.bar.ts_event``."""
+        """Write the session features of the bar closing at ``ctx.bar.ts_event`` (one slice assignment)."""
         ts = ctx.bar.ts_event
-        session = ctx.hist.session
+        hist = ctx.hist
+        session = hist.session
         if session is None:
             return
-        length = session.close_ns - session.open_ns
-        progress = (ts - session.open_ns) / length
+        cal = self._calendar_of(session)
+        open_ns = session.open_ns
+        progress = (ts - open_ns) / (session.close_ns - open_ns)
         rth = session.rth_open_ns < ts <= session.rth_close_ns
-        out[0] = (ts - session.open_ns) / NS_PER_MINUTE
-        out[1] = (session.close_ns - ts) / NS_PER_MINUTE
-        out[2] = progress
-        out[3] = 1.0 if rth else 0.0
-        out[4] = 0.0 if rth else 1.0
-        out[5] = (ts - session.rth_open_ns) / NS_PER_MINUTE
-        out[6] = (session.rth_close_ns - ts) / NS_PER_MINUTE
-        out[7] = float(session.weekday)
-        out[8] = math.sin(_TWO_PI * session.weekday / 5.0)
-        out[9] = math.cos(_TWO_PI * session.weekday / 5.0)
-        out[10] = math.sin(_TWO_PI * progress)
-        out[11] = math.cos(_TWO_PI * progress)
-        out[12] = math.sin(_TWO_PI * (session.month - 1) / 12.0)
-        out[13] = math.cos(_TWO_PI * (session.month - 1) / 12.0)
-        out[14] = 1.0 if session.is_month_end else 0.0
-        out[15] = 1.0 if session.is_opex_week else 0.0
-        out[16] = 1.0 if session.is_quad_witching else 0.0
-        out[17] = 1.0 if ctx.hist.new_session else 0.0
         info = self._info
-        if info.roll_ns is not None:
-            days_to_roll = (info.roll_ns - ts) / NS_PER_DAY
-            out[18] = days_to_roll
-            out[20] = 1.0 if 0.0 < days_to_roll <= 2.0 else 0.0
+        roll = info.roll_ns
+        if roll is not None:
+            days_to_roll = (roll - ts) / NS_PER_DAY
+            in_window = 1.0 if 0.0 < days_to_roll <= 2.0 else 0.0
             start = info.previous_roll_ns
-            out[21] = 1.0 if (start is None or start <= ts) and ts < info.roll_ns else 0.0
+            active = 1.0 if (start is None or start <= ts) and ts < roll else 0.0
         else:
-            out[18] = out[20] = out[21] = NAN
-        out[19] = (info.expiry_ns - ts) / NS_PER_DAY if info.expiry_ns is not None else NAN
+            days_to_roll = in_window = active = NAN
+        angle = _TWO_PI * progress
+        out[:] = [
+            (ts - open_ns) / NS_PER_MINUTE,
+            (session.close_ns - ts) / NS_PER_MINUTE,
+            progress,
+            1.0 if rth else 0.0,
+            0.0 if rth else 1.0,
+            (ts - session.rth_open_ns) / NS_PER_MINUTE,
+            (session.rth_close_ns - ts) / NS_PER_MINUTE,
+            cal[0],
+            cal[1],
+            cal[2],
+            math.sin(angle),
+            math.cos(angle),
+            cal[3],
+            cal[4],
+            cal[5],
+            cal[6],
+            cal[7],
+            1.0 if hist.new_session else 0.0,
+            days_to_roll,
+            (info.expiry_ns - ts) / NS_PER_DAY if info.expiry_ns is not None else NAN,
+            in_window,
+            active,
+        ]
