@@ -58,8 +58,7 @@ from mia_strategies.features.feed import bar_input
 from mia_strategies.features.feed import feed_custom
 from mia_strategies.features.feed import feed_depth
 from mia_strategies.features.feed import feed_history
-from mia_strategies.features.feed import feed_quote
-from mia_strategies.features.feed import feed_trade
+from mia_strategies.features.feed import feed_tick
 from mia_strategies.features.history import custom_types_in
 from mia_strategies.features.history import depth_instruments_in
 from mia_strategies.features.history import load_history
@@ -378,14 +377,14 @@ class _Replay:
     def _dispatch(self, item: Any) -> None:
         hub = self._hub
         if isinstance(item, QuoteTick):
-            feed_quote(hub, item)
+            feed_tick(hub, item)
         elif isinstance(item, TradeTick):
             price = item.price.as_double()
             size = item.size.as_double()
             for builder in self._trade_builders.get(item.instrument_id.value, ()):
                 if builder.add(int(item.ts_init), price, price, price, price, size):
                     self._pending.append(builder)
-            feed_trade(hub, item)
+            feed_tick(hub, item)
         elif isinstance(item, Bar):
             key = str(item.bar_type)
             decision = self._decision.get(key)

@@ -11,6 +11,7 @@ stopping the session.
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,12 @@ class InstrumentFeatures:
         self._index = reg.index()
         self._hist = BarHistory()
         self._full: FloatArray = np.full(len(reg.specs), np.nan)
-        self._warmup = np.array([s.warmup for s in reg.specs], dtype=np.int64)
+        warmup = np.array([s.warmup for s in reg.specs], dtype=np.int64)
+        #: Positions by decreasing warm-up: while ``count`` bars are held, the first ``_warming(count)``
+        #: of them are still warming up (one slice per bar instead of a mask over the whole registry).
+        self._by_warmup = np.argsort(-warmup, kind="stable")
+        self._warmups_desc = warmup[self._by_warmup]
+        self._max_warmup = int(warmup.max()) if len(warmup) else 0
         registry_names = [n for n in feature_set.names if n in self._index]
         families = reg.families_for(registry_names)
         params = shared.params
@@ -108,6 +114,7 @@ class InstrumentFeatures:
                 self.orderflow = state
         self._set_positions = np.array([self._index.get(n, -1) for n in feature_set.names], dtype=np.intp)
         self._derived = self._set_positions < 0
+        self._has_derived = bool(self._derived.any())
         shared.root_daily(info.root).register(info)
 
     @property
@@ -129,9 +136,12 @@ class InstrumentFeatures:
         ctx = BarContext(bar, hist, self.info, self._shared, full, self._index)
         for state, where in self._states:
             state.on_bar(ctx, full[where])
-        np.copyto(full, np.nan, where=self._warmup > hist.count)
+        count = hist.count
+        if count < self._max_warmup:
+            warming = int(np.searchsorted(-self._warmups_desc, -count, side="left"))
+            full[self._by_warmup[:warming]] = np.nan
         values = full[self._set_positions]
-        if self._derived.any():
+        if self._has_derived:
             values[self._derived] = np.nan
         return values
 
@@ -189,10 +199,22 @@ class FeatureHub:
         if state is not None and state.orderflow is not None:
             state.orderflow.on_trade(ts, price, size, aggressor)
 
-    def tick_target(self, instrument_id: str) -> OrderFlowState | None:
-        """The order-flow state ticks of ``instrument_id`` go to (the actor binds it once: no lookups per tick)."""
+    def tick_queue(self, instrument_id: str) -> list[Any] | None:
+        """Where ``instrument_id``'s nautilus ``QuoteTick``/``TradeTick`` objects go, in arrival order.
+
+        None when the instrument is unknown or its set has no order-flow feature. Appending is all a
+        tick costs until the queue is applied (at the instrument's next bar, or ``flush_ticks``); the
+        actor hands this list's ``append`` to the message bus, the offline build appends the catalog's
+        ticks, so both convert the same objects the same way.
+        """
         state = self.instruments.get(instrument_id)
-        return None if state is None else state.orderflow
+        return None if state is None or state.orderflow is None else state.orderflow.pending
+
+    def flush_ticks(self) -> None:
+        """Apply every instrument's queued ticks now (the values do not depend on when this happens)."""
+        for state in self.instruments.values():
+            if state.orderflow is not None:
+                state.orderflow.flush()
 
     def on_depth(
         self, instrument_id: str, ts: int, bids: list[tuple[float, float]], asks: list[tuple[float, float]]
@@ -216,6 +238,8 @@ class FeatureHub:
         state = self.instruments.get(instrument_id)
         if state is None:
             return None
+        if state.orderflow is not None:
+            state.orderflow.flush()  # the bar's ticks first, so their warnings come before the bar's
         if not bar.is_valid():
             self.stats.rejected_bars += 1
             self.shared.warnings.append(
@@ -267,6 +291,30 @@ class FeatureHub:
 
     def drain_warnings(self) -> list[str]:
         """Warnings collected since the last call (bad data skipped, chains without usable strikes, ...)."""
+        self.flush_ticks()
         out = self.shared.warnings[:]
         self.shared.warnings.clear()
         return out
+
+    def warm_up(self) -> float:
+        """Compile (or load from numba's cache) every kernel these instruments use; seconds taken.
+
+        A throwaway hub with the same instruments and sets gets a few ticks and bars, so the
+        compilation never lands on a live session's first bar (seconds on a fresh install, tens of
+        milliseconds once cached). This hub's state is untouched.
+        """
+        import time
+
+        started = time.perf_counter()
+        scratch = FeatureHub(self._sets, self._set_by_root, self._markets)
+        step = 60_000_000_000
+        for instrument_id, state in self.instruments.items():
+            scratch.register(instrument_id, state.info.tick_size)
+            price = 100.0
+            for i in range(3):
+                ts = step * (1_000_000 + i)
+                scratch.on_quote(instrument_id, ts - 2, price, price + state.info.tick_size, 5.0, 7.0)
+                scratch.on_trade(instrument_id, ts - 1, price, 1.0, 1)
+                scratch.on_bar(instrument_id, BarInput(ts, ts, price, price + 1.0, price - 1.0, price + 0.5, 10.0))
+        scratch.drain_warnings()
+        return time.perf_counter() - started

@@ -2,7 +2,8 @@
 
 Keeping it in one place is what makes online and offline values equal bit for bit: the same
 accessors (``as_double``), the same timestamps (``ts_event`` of ticks for time weights, the bar's
-own ``ts_event``/``ts_init``), the same aggressor codes.
+own ``ts_event``/``ts_init``), the same aggressor codes. Ticks are queued as objects and converted in
+``features.ticks``, for the actor and the offline build alike.
 """
 
 from collections.abc import Iterable
@@ -34,23 +35,11 @@ def bar_input(bar: Bar) -> BarInput:
     )
 
 
-def feed_quote(hub: FeatureHub, tick: QuoteTick) -> None:
-    """Pass a quote to the hub."""
-    hub.on_quote(
-        tick.instrument_id.value,
-        tick.ts_event,
-        tick.bid_price.as_double(),
-        tick.ask_price.as_double(),
-        tick.bid_size.as_double(),
-        tick.ask_size.as_double(),
-    )
-
-
-def feed_trade(hub: FeatureHub, tick: TradeTick) -> None:
-    """Pass a trade to the hub (aggressor 1 buyer, 2 seller, 0 none)."""
-    hub.on_trade(
-        tick.instrument_id.value, tick.ts_event, tick.price.as_double(), tick.size.as_double(), int(tick.aggressor_side)
-    )
+def feed_tick(hub: FeatureHub, tick: QuoteTick | TradeTick) -> None:
+    """Queue a quote or trade for its instrument's order-flow state (ignored for unknown instruments)."""
+    queue = hub.tick_queue(tick.instrument_id.value)
+    if queue is not None:
+        queue.append(tick)
 
 
 def feed_depth(hub: FeatureHub, depth: OrderBookDepth10) -> None:
