@@ -1,11 +1,13 @@
 """Incremental building blocks: fixed-size histories with contiguous windows and window statistics.
 
 ``Ring`` stores every value twice (at ``i`` and ``i + capacity``) so the last ``n`` values are always
-one contiguous numpy view, with no copy and no wrap-around logic in the feature code. Window
-statistics for many window lengths at once come from one reversed cumulative sum (the sum of the
-last ``k`` values for every ``k``), so a family computes e.g. nine realized volatilities with three
-numpy calls. Values are centred (deviations from the newest value) before squaring wherever levels
-are large, to keep the variance free of cancellation.
+one contiguous numpy view, with no copy and no wrap-around logic in the feature code. Values are
+centred (deviations from the newest value) before squaring wherever levels are large, to keep the
+variance free of cancellation.
+
+The running classes (``Wilder``, ``Ema``, ``RollingSum``, ``RollingMoments``, ``RollingRank``) are the
+interpreted reference of the compiled blocks the heavy families use (``rolling_kernel``,
+``technical_kernel``): ``tests/test_features_kernels.py`` proves the two agree bit for bit.
 """
 
 import math
@@ -64,22 +66,6 @@ class Ring:
         return self.count >= n and n <= self._cap
 
 
-def reversed_cumsum(values: FloatArray) -> FloatArray:
-    """``out[k-1]`` = sum of the newest ``k`` values (``values`` is oldest first)."""
-    return np.cumsum(values[::-1])
-
-
-def window_sums(values: FloatArray, windows: Sequence[int]) -> FloatArray:
-    """Sum of the newest ``w`` values for each window; NaN where fewer than ``w`` are given."""
-    cs = reversed_cumsum(values)
-    out = np.full(len(windows), np.nan)
-    n = len(values)
-    for j, w in enumerate(windows):
-        if w <= n:
-            out[j] = cs[w - 1]
-    return out
-
-
 def window_mean_std(values: FloatArray, windows: Sequence[int], ddof: int) -> tuple[FloatArray, FloatArray]:
     """Mean and standard deviation of the newest ``w`` values per window (centred on the newest value).
 
@@ -105,47 +91,6 @@ def window_mean_std(values: FloatArray, windows: Sequence[int], ddof: int) -> tu
     return means, stds
 
 
-def window_max_min(values: FloatArray, windows: Sequence[int]) -> tuple[FloatArray, FloatArray]:
-    """Maximum and minimum of the newest ``w`` values per window (NaN when too few)."""
-    n = len(values)
-    highs = np.full(len(windows), np.nan)
-    lows = np.full(len(windows), np.nan)
-    if n == 0:
-        return highs, lows
-    rev = values[::-1]
-    cmax = np.maximum.accumulate(rev)
-    cmin = np.minimum.accumulate(rev)
-    for j, w in enumerate(windows):
-        if w <= n:
-            highs[j] = cmax[w - 1]
-            lows[j] = cmin[w - 1]
-    return highs, lows
-
-
-def window_extremes(values: FloatArray, windows: Sequence[int], highest: bool) -> list[float]:
-    """Maximum (or minimum) of the newest ``w`` values per window; NaN when too few."""
-    n = len(values)
-    if n == 0:
-        return [NAN] * len(windows)
-    rev = values[::-1]
-    acc = (np.maximum if highest else np.minimum).accumulate(rev).tolist()
-    return [acc[w - 1] if w <= n else NAN for w in windows]
-
-
-def flat_variance(var: float, mean_square: float) -> bool:
-    """Whether a running-sum variance is only rounding residue (the window is flat)."""
-    return var <= _FLAT * mean_square
-
-
-def zscore(x: float, mean: float, std: float) -> float:
-    """``(x - mean) / std``; 0 when the spread is zero; NaN when an input is NaN."""
-    if math.isnan(x) or math.isnan(mean) or math.isnan(std):
-        return NAN
-    if std <= 0.0:
-        return 0.0
-    return (x - mean) / std
-
-
 def percentile_rank(window: FloatArray, x: float) -> float:
     """Share of ``window`` below ``x`` plus half the share equal to it (``window`` includes ``x``)."""
     if math.isnan(x) or len(window) == 0:
@@ -153,15 +98,6 @@ def percentile_rank(window: FloatArray, x: float) -> float:
     below = int(np.count_nonzero(window < x))
     equal = int(np.count_nonzero(window == x))
     return (below + 0.5 * equal) / len(window)
-
-
-def safe_div(num: float, den: float, neutral: float = 0.0) -> float:
-    """``num / den``; ``neutral`` when the denominator is zero; NaN when an input is NaN."""
-    if math.isnan(num) or math.isnan(den):
-        return NAN
-    if den == 0.0:
-        return neutral
-    return num / den
 
 
 def correlation(a: FloatArray, b: FloatArray) -> float:
@@ -176,18 +112,6 @@ def correlation(a: FloatArray, b: FloatArray) -> float:
     if saa <= 0.0 or sbb <= 0.0:
         return 0.0
     return float(np.dot(da, db)) / math.sqrt(saa * sbb)
-
-
-def ols_slope(y: FloatArray, x: FloatArray) -> float:
-    """Least-squares slope of ``y`` on ``x`` (with intercept); 0 when ``x`` is constant."""
-    n = len(y)
-    if n < 2:
-        return NAN
-    dx = x - x.mean()
-    sxx = float(np.dot(dx, dx))
-    if sxx <= 0.0:
-        return 0.0
-    return float(np.dot(dx, y - y.mean())) / sxx
 
 
 class Wilder:
@@ -427,114 +351,3 @@ class RollingRank:
         lo = int(pos)
         hi = min(lo + 1, len(s) - 1)
         return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
-
-class MultiRollingSum:
-    """Window sums of several series pushed together: one vectorised update per bar for all of them.
-
-    ``push(values)`` adds one value per series; ``sums()`` returns ``sums[w][s]`` (window index,
-    series index) as nested lists for cheap reads. A series that starts late (its first bars are
-    pushed as 0) declares its first valid push with ``start(series)``; ``full(w, s)`` says whether
-    window ``w`` of series ``s`` holds only valid values. Sums are recomputed exactly from the
-    buffer every ``4 x max(windows)`` pushes.
-    """
-
-    __slots__ = ("_buf", "_cap", "_i", "_since", "_starts", "_sums", "_w", "_windows", "count", "snapshot")
-
-    def __init__(self, n_series: int, windows: Sequence[int]) -> None:
-        self._windows = tuple(sorted(set(windows)))
-        self._w = np.array(self._windows, dtype=np.int64)
-        self._cap = int(self._w.max())
-        self._buf: FloatArray = np.zeros((self._cap, n_series))
-        self._sums: FloatArray = np.zeros((len(self._windows), n_series))
-        self._starts = [0] * n_series
-        self._i = 0
-        self._since = 0
-        self.count = 0
-        self.snapshot: list[list[float]] = self._sums.tolist()
-
-    def window(self, w: int) -> int:
-        """Index of window length ``w``."""
-        return self._windows.index(w)
-
-    def start(self, series: int) -> None:
-        """Mark the current push as the first valid one of ``series`` (earlier pushes were placeholders)."""
-        self._starts[series] = self.count
-
-    def push(self, values: Sequence[float]) -> None:
-        """Add the newest value of every series."""
-        i = self._i
-        row = np.asarray(values, dtype=np.float64)
-        self._sums += row - self._buf[(i - self._w) % self._cap]
-        self._buf[i] = row
-        self._i = i + 1 if i + 1 < self._cap else 0
-        self.count += 1
-        self._since += 1
-        if self._since >= 4 * self._cap:
-            self._resync()
-        self.snapshot = self._sums.tolist()
-
-    def _resync(self) -> None:
-        self._since = 0
-        ordered = np.roll(self._buf, -self._i, axis=0)[::-1]  # newest first
-        cumulative = np.cumsum(ordered, axis=0)
-        for j, w in enumerate(self._windows):
-            self._sums[j] = cumulative[w - 1]
-
-    def sums(self) -> list[list[float]]:
-        """The current window sums as ``sums[window][series]``."""
-        return self._sums.tolist()  # type: ignore[no-any-return]
-
-    def valid_count(self, series: int) -> int:
-        """Valid values of ``series`` pushed so far."""
-        return self.count - self._starts[series]
-
-    def full(self, w: int, series: int) -> bool:
-        """Whether the window of length ``w`` of ``series`` holds ``w`` valid values."""
-        return self.count - self._starts[series] >= w
-
-    def value(self, series: int, back: int) -> float:
-        """The value of ``series`` pushed ``back`` pushes ago (0 = newest); NaN when not held."""
-        if back >= self.count or back >= self._cap:
-            return NAN
-        return float(self._buf[(self._i - 1 - back) % self._cap, series])
-
-
-class SeriesView:
-    """One series of a ``MultiRollingSum`` with the ``RollingSum`` reading API (over its own windows)."""
-
-    __slots__ = ("_m", "_s", "_wi", "_windows")
-
-    def __init__(self, multi: MultiRollingSum, series: int, windows: Sequence[int]) -> None:
-        self._m = multi
-        self._s = series
-        self._windows = tuple(windows)
-        self._wi = [multi.window(w) for w in self._windows]
-
-    @property
-    def count(self) -> int:
-        """Valid values pushed."""
-        return self._m.valid_count(self._s)
-
-    def sum_at(self, j: int) -> float:
-        """Sum over window ``j`` (of this view's windows), whatever its fill."""
-        return self._m.snapshot[self._wi[j]][self._s]
-
-    def total(self, j: int) -> float:
-        """Sum over window ``j``; NaN until it holds only valid values."""
-        if self._m.valid_count(self._s) < self._windows[j]:
-            return NAN
-        return self._m.snapshot[self._wi[j]][self._s]
-
-    def value(self, back: int) -> float:
-        """The value pushed ``back`` pushes ago (0 = newest); NaN when not valid."""
-        if back >= self._m.valid_count(self._s):
-            return NAN
-        return self._m.value(self._s, back)
-
-    def totals(self) -> list[float]:
-        """``total(j)`` for every window at once (one call per bar instead of one per window)."""
-        snap = self._m.snapshot
-        valid = self._m.valid_count(self._s)
-        s = self._s
-        return [snap[wi][s] if valid >= w else NAN for wi, w in zip(self._wi, self._windows, strict=True)]
