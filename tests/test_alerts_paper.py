@@ -182,7 +182,14 @@ def test_paper_run_alerts_voice_and_dashboard(markets, tmp_path, monkeypatch):
                 _wait(lambda: read_snapshot(out).get("status") == "running", "the node's live.json")
                 _wait(lambda: (out / "fills.csv").exists() and len(pd.read_csv(out / "fills.csv")) >= 2, "fills")
                 sim.stop_listening()  # IQConnect dies: no quotes
-                _wait(lambda: any(a["kind"] == "stale_data" for a in _alerts(out)), "the stale-data alert", 20)
+                # both markets must be reported before quotes come back: each crosses the threshold at
+                # its own last quote, possibly one watchdog check after the other
+                watched = {ids["ES"].value, ids["MNQ"].value}
+
+                def both_stale() -> bool:
+                    return {a["instrument_id"] for a in _alerts(out) if a["kind"] == "stale_data"} >= watched
+
+                _wait(both_stale, "the stale-data alerts of ES and MNQ", 20)
                 sim.resume_listening()  # the IQFeed client reconnects and quotes resume
                 _wait(lambda: any("quotes resumed" in a["title"] for a in _alerts(out)), "quotes resumed", 30)
                 en = VoiceDialogue(RunFolderBackend(out), "en")
