@@ -308,11 +308,16 @@ class FeatureHub:
         started = time.perf_counter()
         scratch = FeatureHub(self._sets, self._set_by_root, self._markets)
         step = 60_000_000_000
+        cross = self.shared.params.crossmarket
         for instrument_id, state in self.instruments.items():
             scratch.register(instrument_id, state.info.tick_size)
             price = 100.0
+            etf = cross.etf_bar_types.get(state.info.root)
             for i in range(3):
                 ts = step * (1_000_000 + i)
+                for reference in (etf, cross.vix_bar_type):  # the cross-market kernels too
+                    if reference is not None:
+                        scratch.on_reference_bar(reference, BarInput(ts, ts, 20.0, 21.0, 19.0, 20.0 + i, 1e4))
                 scratch.on_quote(instrument_id, ts - 2, price, price + state.info.tick_size, 5.0, 7.0)
                 scratch.on_trade(instrument_id, ts - 1, price, 1.0, 1)
                 scratch.on_bar(instrument_id, BarInput(ts, ts, price, price + 1.0, price - 1.0, price + 0.5, 10.0))
