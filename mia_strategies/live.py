@@ -55,6 +55,7 @@ from nautilus_trader.model.events import PositionClosed
 from nautilus_trader.model.identifiers import TraderId
 
 from mia_strategies import results
+from mia_strategies.actors.features import warm_up_kernels
 from mia_strategies.actors.risk import bind_risk_actors
 from mia_strategies.assembly import StrategyParts
 from mia_strategies.assembly import strategy_parts
@@ -463,6 +464,7 @@ def build_live_node(spec: LiveNodeSpec, now_ns: int | None = None) -> LiveRun:
         impl, extra = parts.strategy_impl, {**parts.strategy_extra, **spec.strategy_extra}
         actors = [*parts.actors, *actors]
     strategy = strategy_config(spec.strategy, slots, list(spec.roots), spec.roll_policy, venue, impl, extra)
+    warm_up_kernels(actors)  # compile before the event loop runs, not in on_start while clients connect
     config = TradingNodeConfig(
         trader_id=TraderId(spec.trader_id),
         logging=LoggingConfig(

@@ -91,3 +91,33 @@ def test_technical_wilder_and_ema_recursions_equal_rolling(stream, n):
         got_e = tk._ema(st_, 2, n, count, x)
         assert _same(got_w, expected_w)
         assert _same(got_e, expected_e)
+
+
+def test_warm_up_runs_the_kernels_on_a_scratch_hub_and_skips_other_actors(markets):
+    from pathlib import Path
+
+    from nautilus_trader.config import ImportableActorConfig
+
+    from mia_strategies.actors.features import warm_up_kernels
+    from mia_strategies.features.engine import FeatureHub
+    from mia_strategies.features.sets import load_feature_sets
+
+    # Arrange
+    repo = Path(__file__).resolve().parents[1]
+    hub = FeatureHub(load_feature_sets(repo / "config" / "feature_sets.yaml"), {"ES": "ES.training"}, markets)
+    hub.register("ESZ25.GLBX")
+    feature_actor = ImportableActorConfig(
+        actor_path="mia_strategies.actors.features:FeatureActor",
+        config_path="mia_strategies.actors.features:FeatureActorConfig",
+        config={"bar_types": ["ESZ25.GLBX-1-MINUTE-LAST-INTERNAL"], "feature_sets": {"ES": "ES.training"}},
+    )
+    other = ImportableActorConfig(actor_path="x:Y", config_path="x:YConfig", config={})
+
+    # Act
+    seconds = hub.warm_up()
+    total = warm_up_kernels([feature_actor, other])
+
+    # Assert: the kernels ran, and the hub being warmed kept no trace of it
+    assert seconds > 0.0 and total > 0.0
+    assert hub.stats.bars == 0 and hub.instruments["ESZ25.GLBX"].bars == 0
+    assert hub.drain_warnings() == []
