@@ -262,3 +262,37 @@ def test_requests_need_a_request_id_placeholder(markets):
         await client.stop()
 
     run(markets, body, rate=0)
+
+
+def test_a_reply_read_in_the_same_chunk_as_an_unwanted_one_is_not_lost():
+    # Arrange: a terse IQConnect that answers the field selection with the default layout and the
+    # selected one in a single write, so the client reads both lines before its handshake resumes
+    async def body() -> None:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while line := await reader.readline():
+                text = line.decode().strip()
+                if text.startswith("S,SET PROTOCOL"):
+                    writer.write(b"S,CURRENT PROTOCOL,6.2\r\n")
+                elif text.startswith("S,SELECT UPDATE FIELDS,"):
+                    default = "S,CURRENT UPDATE FIELDNAMES,Symbol,Last\r\n"
+                    selected = "S,CURRENT UPDATE FIELDNAMES,Symbol," + text.split(",", 2)[2] + "\r\n"
+                    writer.write((default + selected).encode())
+                elif text == "S,REQUEST FUNDAMENTAL FIELDNAMES":
+                    writer.write(b"S,FUNDAMENTAL FIELDNAMES,Symbol,Exchange ID\r\n")
+                await writer.drain()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = Level1Client("127.0.0.1", port, Level1Handlers(update=lambda fields: None), LEVEL1_UPDATE_FIELDS, FAST)
+
+        # Act
+        await asyncio.wait_for(client.start(), 5.0)
+
+        # Assert: the handshake saw the selected layout (before the fix it waited for a reply it had dropped)
+        assert client.is_connected
+        assert client.fieldnames == ("Symbol", *LEVEL1_UPDATE_FIELDS)
+        await client.stop()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(body())

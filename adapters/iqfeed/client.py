@@ -231,6 +231,8 @@ class IQFeedConnection(abc.ABC):
         self._stopping = False
         self._connected = asyncio.Event()
         self._waiters: dict[str, asyncio.Future[Fields]] = {}
+        #: System replies that came before anyone waited for them (latest per type, this session only).
+        self._unclaimed: dict[str, Fields] = {}
         self._protocol_rejected = False
 
     # -- public ------------------------------------------------------------------------------------
@@ -299,9 +301,18 @@ class IQFeedConnection(abc.ABC):
     # -- helpers for subclasses -------------------------------------------------------------------------
 
     def expect(self, key: str) -> asyncio.Future[Fields]:
-        """A future resolved with the fields of the next system line whose type is ``key``."""
+        """A future resolved with the fields of the next system line whose type is ``key``.
+
+        A line of that type that arrived while nobody waited resolves it at once: the reader handles a
+        whole chunk before a waiting coroutine runs again, so a reply can land between one ``expect``
+        being resolved and the next being registered (callers check the content and expect again).
+        """
         future: asyncio.Future[Fields] = asyncio.get_running_loop().create_future()
-        self._waiters[key] = future
+        early = self._unclaimed.pop(key, None)
+        if early is not None:
+            future.set_result(early)
+        else:
+            self._waiters[key] = future
         return future
 
     async def wait_for(self, future: asyncio.Future[Fields], what: str) -> Fields:
@@ -317,6 +328,7 @@ class IQFeedConnection(abc.ABC):
         if future is not None and not future.done():
             future.set_result(fields)
             return True
+        self._unclaimed[key] = fields
         return False
 
     def set_state(self, state: str) -> None:
@@ -339,6 +351,7 @@ class IQFeedConnection(abc.ABC):
                 f"cannot reach IQConnect {self.name} port at {self.host}:{self.port} ({exc})"
             ) from None
         self._writer = writer
+        self._unclaimed.clear()  # nothing from an earlier session answers this one
         self._reader_task = asyncio.get_running_loop().create_task(self._read(reader), name=f"iqfeed-{self.name}-read")
         try:
             await self._handshake()
