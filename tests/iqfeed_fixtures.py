@@ -54,7 +54,13 @@ def simulator_thread(
     source: SimulatorSource | None = None,
     config: SimulatorConfig | None = None,
 ) -> Iterator[SimulatorThread]:
-    """A simulator on free ports on its own thread; stopped on exit."""
+    """A simulator on free ports on its own thread; stopped on exit.
+
+    The feature kernels are compiled first: compiling holds the GIL for tens of seconds on a fresh
+    checkout, and a simulator sharing this process would fall that far behind (a real IQConnect is
+    another process; ``mia paper``/``mia live`` compile before their node starts as well).
+    """
+    warm_feature_kernels(markets)
     cfg = config or SimulatorConfig()
     thread = SimulatorThread(lambda: build_simulator(markets, source or SimulatorSource(rate=40), cfg))
     thread.start()
@@ -62,6 +68,20 @@ def simulator_thread(
         yield thread
     finally:
         thread.stop()
+
+
+def warm_feature_kernels(markets: MarketsConfig) -> None:
+    """Compile (or load) every feature kernel the ES and MNQ sets use."""
+    from pathlib import Path
+
+    from mia_strategies.features.engine import FeatureHub
+    from mia_strategies.features.sets import load_feature_sets
+
+    sets = load_feature_sets(Path(__file__).resolve().parents[1] / "config" / "feature_sets.yaml")
+    hub = FeatureHub(sets, {"ES": "ES.training", "MNQ": "MNQ.training"}, markets)
+    for instrument_id in current_ids(markets).values():
+        hub.register(instrument_id.value)
+    hub.warm_up()
 
 
 def client_config(ports: dict[str, int], **overrides: Any) -> IQFeedDataClientConfig:
@@ -74,7 +94,9 @@ def client_config(ports: dict[str, int], **overrides: Any) -> IQFeedDataClientCo
         "admin_port": ports["admin"],
         "bars_port": ports["bars"],
         "request_timeout_secs": 5.0,
-        "handshake_timeout_secs": 3.0,
+        # the simulator shares this process (and two cores with another test worker): a node's start
+        # can keep it from answering for a few seconds, which a separate IQConnect would not notice
+        "handshake_timeout_secs": 10.0,
         "fundamentals_timeout_secs": 3.0,
         "reconnect_initial_delay_secs": 0.1,
         "reconnect_max_delay_secs": 0.5,

@@ -96,8 +96,8 @@ def _decode(
 
 def _words(cls: Any, items: list[Any], width: int) -> np.ndarray:
     """``items`` as nautilus's C array, copied out as ``(n, width)`` uint64 words (no ctypes types per call)."""
-    if not items:
-        return np.zeros((0, width), dtype=np.uint64)
+    if not items:  # read-only like the non-empty case, so the kernel has one signature to compile
+        return np.frombuffer(b"", dtype=np.uint64).reshape(0, width)
     capsule = cls.capsule_from_list(items)
     ptr, length = np.frombuffer(ctypes.string_at(_CAPSULE_POINTER(capsule, None), 16), dtype=np.uint64).tolist()
     data = ctypes.string_at(ptr, length * width * 8)  # a copy: the capsule may go now
