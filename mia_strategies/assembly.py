@@ -139,6 +139,7 @@ def _feature_actor(
     slots: Sequence[ContractSlot],
     *,
     custom_client_id: str | None,
+    live_depth: bool = False,
 ) -> ImportableActorConfig:
     settings = strategy.mia
     feature_sets_file = config_base / settings.feature_sets_file
@@ -153,6 +154,8 @@ def _feature_actor(
         "macro_calendar": str(calendar) if calendar is not None else None,
         "custom_client_id": custom_client_id,
     }
+    if live_depth:  # the live client streams Level 2 deltas; the actor keeps the book (see FeatureActorConfig)
+        config |= {"subscribe_depth": True, "depth_from_deltas": True}
     return ImportableActorConfig(actor_path=FEATURE_ACTOR_PATHS[0], config_path=FEATURE_ACTOR_PATHS[1], config=config)
 
 
@@ -209,17 +212,22 @@ def strategy_parts(
     state_path: Path | None = None,
     custom_client_id: str | None = None,
     mode: str = "backtest",
+    live_depth: bool = False,
 ) -> StrategyParts:
     """The strategy and actors of one run writing its journals to ``run_dir``.
 
     ``state_path`` is where the risk actor keeps its halts: a backtest's own folder by default; paper
     and live pass ``risk.yaml``'s ``state_file`` so a halt survives a restart within the trading day.
     ``mode`` (``backtest``, ``paper``, ``live``) decides whether alerts are sent and commands polled.
+    ``live_depth``: the live data client streams Level 2 (IQFeed's depth port), so the feature actor
+    builds the book from its deltas (a backtest replays the catalog's depth snapshots instead).
     """
     regime_actors, sources, notes = _regime_actors(strategy, config_base, slots)
     uses_hmm = any(a.actor_path == REGIME_ACTOR_PATHS[0] for a in regime_actors)
     if strategy.strategy == "atr_breakout":
-        actors = [_feature_actor(strategy, config_base, slots, custom_client_id=custom_client_id)] if uses_hmm else []
+        client = custom_client_id
+        features = _feature_actor(strategy, config_base, slots, custom_client_id=client, live_depth=live_depth)
+        actors = [features] if uses_hmm else []
         ops = _ops_actors(strategy, config_base, slots, venue, run_dir, mode, has_features=uses_hmm)
         return StrategyParts(None, {}, [*actors, *regime_actors, *ops], sources, tuple(notes))
 
@@ -255,7 +263,7 @@ def strategy_parts(
         macro_calendar=_existing(config_base, settings.macro_calendar_file),
     )
     actors = [
-        _feature_actor(strategy, config_base, slots, custom_client_id=custom_client_id),
+        _feature_actor(strategy, config_base, slots, custom_client_id=custom_client_id, live_depth=live_depth),
         *regime_actors,
         *risk_actors,
         *_ops_actors(strategy, config_base, slots, venue, run_dir, mode, has_features=True),

@@ -460,6 +460,7 @@ def build_live_node(spec: LiveNodeSpec, now_ns: int | None = None) -> LiveRun:
             state_path=spec.risk_state_path,
             custom_client_id=spec.data.name,
             mode=spec.mode,
+            live_depth=bool(getattr(spec.data.config, "use_depth_port", False)),
         )
         impl, extra = parts.strategy_impl, {**parts.strategy_extra, **spec.strategy_extra}
         actors = [*parts.actors, *actors]

@@ -186,3 +186,26 @@ def test_cli_paper_without_iqconnect_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "no IQConnect at 127.0.0.1:1" in lines[0] and "--simulate" in lines[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_paper_mia_strategy_feeds_iqfeed_level2_into_the_depth_features(markets, tmp_path):
+    # Arrange: the assembled MIA strategy (feature, regime and risk actors) on 1-second bars; the
+    # IQFeed client's depth port is on, so the feature actor keeps the L2 book from its deltas
+    ids = current_ids(markets)
+    out = tmp_path / "paper"
+    with simulator_thread(markets, SimulatorSource(rate=40)) as sim:
+        spec = _spec(markets, sim.ports, out, strategy_impl=None, strategy_extra={})
+        assert spec.data.config.use_depth_port
+        run = build_live_node(spec)
+        features = next(a for a in run.node.trader.actors() if type(a).__name__ == "FeatureActor")
+
+        # Act
+        run.run(duration_s=8.0)
+
+    # Assert: books were built and read at bar closes, and the depth features have values
+    hub = features._hub
+    assert hub.stats.depth > 0 and hub.stats.bars > 0
+    state = hub.instruments[ids["ES"].value]
+    values = dict(zip([s.name for s in hub._reg.specs], state.full_vector().tolist(), strict=True))
+    assert -1.0 <= values["depth_imbalance_10"] <= 1.0
+    assert values["depth_total_10"] > 0.0 and values["depth_slope_bid"] >= 0.0 and values["depth_slope_ask"] >= 0.0

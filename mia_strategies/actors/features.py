@@ -30,9 +30,11 @@ import msgspec
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.core.data import Data
+from nautilus_trader.model.book import OrderBook
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.data import DataType
+from nautilus_trader.model.data import OrderBookDeltas
 from nautilus_trader.model.data import OrderBookDepth10
 from nautilus_trader.model.enums import BookType
 from nautilus_trader.model.identifiers import ClientId
@@ -63,6 +65,11 @@ class FeatureActorConfig(ActorConfig, frozen=True):
         Subscribe to their trades (aggressiveness, velocity, VPIN).
     subscribe_depth : bool, default False
         Subscribe to 10-level book snapshots (depth features; NaN without).
+    depth_from_deltas : bool, default False
+        With ``subscribe_depth``: subscribe to the data client's ``OrderBookDeltas`` (IQFeed Level 2)
+        instead, keep the L2 book here and hand its best 10 levels to the features before each bar.
+        The features read the latest book at the bar close either way, so a live session built from
+        deltas computes what a backtest replaying ``OrderBookDepth10`` snapshots does.
     reference_bar_types : list[str], default []
         Reference series to subscribe (VIX, VIX3M, VIX9D, ETF proxy bar types named in the
         feature-sets parameters); in a backtest they must be in the run's data.
@@ -87,6 +94,7 @@ class FeatureActorConfig(ActorConfig, frozen=True):
     subscribe_quotes: bool = True
     subscribe_trades: bool = True
     subscribe_depth: bool = False
+    depth_from_deltas: bool = False
     reference_bar_types: list[str] = msgspec.field(default_factory=list)
     subscribe_custom: bool = True
     custom_client_id: str | None = None
@@ -108,6 +116,7 @@ class FeatureActor(Actor):
         self._by_id: dict[InstrumentId, str] = {}
         self._tick_topics: list[tuple[str, Any]] = []
         self._data_types: dict[str, DataType] = {}
+        self._books: dict[InstrumentId, OrderBook] = {}
         self.vectors: list[FeatureVector] = []
         self.published = 0
 
@@ -154,7 +163,10 @@ class FeatureActor(Actor):
             if cfg.subscribe_trades:
                 self.subscribe_trade_ticks(instrument_id)
             self._queue_ticks(instrument_id, key)
-            if cfg.subscribe_depth:
+            if cfg.subscribe_depth and cfg.depth_from_deltas:
+                self._books[instrument_id] = OrderBook(instrument_id, BookType.L2_MBP)
+                self.subscribe_order_book_deltas(instrument_id, BookType.L2_MBP, depth=10, client_id=client)
+            elif cfg.subscribe_depth:
                 self.subscribe_order_book_depth(instrument_id, BookType.L2_MBP, depth=10)
         for text in self._decision:
             self.subscribe_bars(BarType.from_str(text))
@@ -207,9 +219,16 @@ class FeatureActor(Actor):
 
         feed_depth(self._hub, depth)
 
+    def on_order_book_deltas(self, deltas: OrderBookDeltas) -> None:
+        """Live Level 2: keep the instrument's book (read at the next bar)."""
+        book = self._books.get(deltas.instrument_id)
+        if book is not None:
+            book.apply_deltas(deltas)
+
     def on_bar(self, bar: Bar) -> None:
         """A decision bar closes: compute and publish its vector; a reference bar updates shared state."""
         from mia_strategies.features.feed import bar_input
+        from mia_strategies.features.feed import feed_book
 
         key = str(bar.bar_type)
         decision = self._decision.get(key)
@@ -220,6 +239,10 @@ class FeatureActor(Actor):
                 self._log_warnings()
             return
         instrument_id, set_name = decision
+        if self._books:
+            book = self._books.get(bar.bar_type.instrument_id)
+            if book is not None and book.update_count > 0:
+                feed_book(self._hub, book)
         values = self._hub.on_bar(instrument_id, bar_input(bar))
         self._log_warnings()
         if values is None:

@@ -9,6 +9,7 @@ own ``ts_event``/``ts_init``), the same aggressor codes. Ticks are queued as obj
 from collections.abc import Iterable
 from typing import Any
 
+from nautilus_trader.model.book import OrderBook
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import OrderBookDepth10
 from nautilus_trader.model.data import QuoteTick
@@ -47,6 +48,13 @@ def feed_depth(hub: FeatureHub, depth: OrderBookDepth10) -> None:
     bids = [(o.price.as_double(), o.size.as_double()) for o in depth.bids if o.size.as_double() > 0.0]
     asks = [(o.price.as_double(), o.size.as_double()) for o in depth.asks if o.size.as_double() > 0.0]
     hub.on_depth(depth.instrument_id.value, depth.ts_event, bids, asks)
+
+
+def feed_book(hub: FeatureHub, book: OrderBook, levels: int = 10) -> None:
+    """Pass the best ``levels`` of a maintained L2 book as a depth snapshot (what ``feed_depth`` passes)."""
+    bids = [(lv.price.as_double(), lv.size()) for lv in book.bids()[:levels] if lv.size() > 0.0]
+    asks = [(lv.price.as_double(), lv.size()) for lv in book.asks()[:levels] if lv.size() > 0.0]
+    hub.on_depth(book.instrument_id.value, book.ts_last, bids, asks)
 
 
 def feed_custom(hub: FeatureHub, data: Any) -> bool:
