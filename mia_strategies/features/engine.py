@@ -93,8 +93,8 @@ class InstrumentFeatures:
         self._hist = BarHistory()
         self._full: FloatArray = np.full(len(reg.specs), np.nan)
         warmup = np.array([s.warmup for s in reg.specs], dtype=np.int64)
-        #: Positions by decreasing warm-up: while ``count`` bars are held, the first ``_warming(count)``
-        #: of them are still warming up (one slice per bar instead of a mask over the whole registry).
+        #: Positions by decreasing warm-up: while ``count`` bars are held, those whose warm-up exceeds
+        #: ``count`` form a prefix of this order (one slice per bar instead of a mask over the registry).
         self._by_warmup = np.argsort(-warmup, kind="stable")
         self._warmups_desc = warmup[self._by_warmup]
         self._max_warmup = int(warmup.max()) if len(warmup) else 0
